@@ -1,0 +1,31 @@
+// Package envelope holds the envelope of one message as it moves from smtpd
+// (or pickup) through cleanup into the store.
+package envelope
+
+import "time"
+
+// Envelope is what the receiving side knows of a message besides its content.
+type Envelope struct {
+	QueueID    string    // assigned by smtpd when the first recipient is accepted
+	Sender     string    // "" is the null sender <>
+	Recipients []Recipient
+	Arrival    time.Time // when MAIL FROM was accepted
+
+	ClientName string // verified client host name, or "unknown"
+	ClientAddr string // client IP address, without brackets
+	Helo       string // HELO/EHLO argument, "" if none
+	Protocol   string // "SMTP" or "ESMTP"
+
+	BodyType string // "", "7BIT" or "8BITMIME" from MAIL FROM BODY=
+	SMTPUTF8 bool   // MAIL FROM SMTPUTF8
+	EnvID    string // DSN ENVID, "" if none
+	Ret      string // DSN RET: "", "FULL" or "HDRS"
+}
+
+// Recipient is one envelope recipient.
+type Recipient struct {
+	Address string // as accepted (after smtpd's own rewriting, if any)
+	Orig    string // original recipient as the client gave it
+	Notify  string // DSN NOTIFY, e.g. "FAILURE,DELAY"; "" if none
+	ORCPT   string // DSN ORCPT as given, e.g. "rfc822;bob@example.com"; "" if none
+}
