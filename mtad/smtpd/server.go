@@ -1,0 +1,249 @@
+// Package smtpd is sqlmta's SMTP server. It runs its own ESMTP command loop,
+// because the replies are part of the contract and must be Postfix 3.7's
+// word for word (go-smtp's server writes its own texts). Mail goes through a
+// Submitter; 250 is sent only after Submit reports the message committed.
+package smtpd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"sqlmta/mtad/envelope"
+	"sqlmta/mtad/maillog"
+	"sqlmta/mtad/matchlist"
+)
+
+// Submitter hands a received message to cleanup and the queue.
+type Submitter interface {
+	// Submit runs cleanup and enqueues the message; it returns nil only after
+	// the message is durably committed. A *reply.Error is sent to the client
+	// as is; any other error → "451 4.3.0 Error: queue file write error".
+	Submit(ctx context.Context, env *envelope.Envelope, content io.Reader) error
+}
+
+// Config is smtpd's part of main.cf, already parsed and expanded.
+type Config struct {
+	Hostname         string // myhostname (220/250/221/421 replies)
+	Banner           string // expanded smtpd_banner, sent as "220 <Banner>"; "" = "<Hostname> ESMTP"
+	MessageSizeLimit int64  // message_size_limit (0 = unlimited)
+	RecipientLimit   int    // smtpd_recipient_limit (0 = unlimited)
+	HeloRequired     bool   // smtpd_helo_required
+	ErrorSleep       time.Duration
+	SoftErrorLimit   int           // smtpd_soft_error_limit (0 = default 10)
+	HardErrorLimit   int           // smtpd_hard_error_limit (0 = default 20)
+	Timeout          time.Duration // smtpd_timeout per read (0 = 300s)
+	LineLengthLimit  int           // line_length_limit: longer command lines are truncated (0 = 2048)
+
+	MyNetworks *matchlist.Networks
+	// RelayRestrictions nil means the compatibility-level-3.6 default
+	// (permit_mynetworks, permit_sasl_authenticated, defer_unauth_destination);
+	// a non-nil empty slice means an empty list.
+	RelayRestrictions     []string
+	RecipientRestrictions []string
+	// AuthDestination reports whether mail to this recipient domain
+	// (lowercased, no trailing dot) is for a domain we are final destination
+	// or relay for: reject_unauth_destination.
+	AuthDestination func(domain string) bool
+
+	SpoolMemory int64  // DATA kept in memory up to this many bytes (0 = 1 MiB)
+	SpoolDir    string // temp files ("" = os.TempDir())
+	Log         *maillog.Logger
+	Submitter   Submitter
+}
+
+// compiled is a validated Config; sessions keep the one they started with,
+// so a reload never changes the rules in the middle of a transaction.
+type compiled struct {
+	Config
+	relay, rcpt []string
+}
+
+const (
+	junkCommandLimit      = 100  // smtpd_junk_command_limit
+	recipientOvershootMax = 1000 // smtpd_recipient_overshoot_limit
+)
+
+func compile(cfg Config) (*compiled, error) {
+	if cfg.Hostname == "" {
+		return nil, errors.New("smtpd: Hostname is required")
+	}
+	if cfg.Submitter == nil {
+		return nil, errors.New("smtpd: Submitter is required")
+	}
+	if cfg.Banner == "" {
+		cfg.Banner = cfg.Hostname + " ESMTP"
+	}
+	if cfg.SoftErrorLimit == 0 {
+		cfg.SoftErrorLimit = 10
+	}
+	if cfg.HardErrorLimit == 0 {
+		cfg.HardErrorLimit = 20
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 300 * time.Second
+	}
+	if cfg.LineLengthLimit == 0 {
+		cfg.LineLengthLimit = 2048
+	}
+	if cfg.SpoolMemory == 0 {
+		cfg.SpoolMemory = 1 << 20
+	}
+	relayList := cfg.RelayRestrictions
+	if relayList == nil {
+		relayList = defaultRelayRestrictions
+	}
+	relay, err := compileRestrictions("smtpd_relay_restrictions", relayList)
+	if err != nil {
+		return nil, err
+	}
+	rcpt, err := compileRestrictions("smtpd_recipient_restrictions", cfg.RecipientRestrictions)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkWorking(relay, rcpt); err != nil {
+		return nil, err
+	}
+	return &compiled{Config: cfg, relay: relay, rcpt: rcpt}, nil
+}
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("smtpd: server closed")
+
+// Server accepts SMTP connections.
+type Server struct {
+	cfg  atomic.Pointer[compiled]
+	base context.Context // for Submit: not cancelled by a client hang-up
+
+	mu        sync.Mutex
+	closing   bool
+	listeners map[net.Listener]struct{}
+	sessions  map[*session]struct{}
+	wg        sync.WaitGroup
+}
+
+// New validates cfg and returns a Server.
+func New(cfg Config) (*Server, error) {
+	c, err := compile(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		base:      context.Background(),
+		listeners: map[net.Listener]struct{}{},
+		sessions:  map[*session]struct{}{},
+	}
+	s.cfg.Store(c)
+	return s, nil
+}
+
+// SetConfig replaces the configuration for new sessions (SIGHUP reload).
+// Sessions already running keep theirs. An invalid cfg is refused and the
+// old one stays.
+func (s *Server) SetConfig(cfg Config) error {
+	c, err := compile(cfg)
+	if err != nil {
+		return err
+	}
+	s.cfg.Store(c)
+	return nil
+}
+
+// Serve accepts connections on ln, one goroutine per connection, until ln
+// fails or Shutdown is called (then it returns ErrServerClosed).
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		ln.Close()
+		return ErrServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+	}()
+
+	var backoff time.Duration
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closing := s.closing
+			s.mu.Unlock()
+			if closing {
+				return ErrServerClosed
+			}
+			if isTemporary(err) {
+				// Out of file descriptors and the like: wait, as net/http does.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				time.Sleep(backoff)
+				continue
+			}
+			return fmt.Errorf("smtpd: accept: %w", err)
+		}
+		backoff = 0
+		s.mu.Lock()
+		if s.closing {
+			s.mu.Unlock()
+			conn.Close()
+			return ErrServerClosed
+		}
+		sess := newSession(s, s.cfg.Load(), conn)
+		s.sessions[sess] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			sess.serve()
+			s.mu.Lock()
+			delete(s.sessions, sess)
+			s.mu.Unlock()
+		}()
+	}
+}
+
+// isTemporary reports accept errors worth retrying (EMFILE, ENFILE,
+// ECONNABORTED report Temporary() although the method is deprecated).
+func isTemporary(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}
+
+// Shutdown stops accepting, then waits for sessions to end until ctx
+// expires. After that, idle sessions are closed; a session in the middle of
+// DATA finishes its transaction (reads to the final dot, submits, replies)
+// and then closes. Shutdown returns ctx.Err() if it had to close sessions.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	s.mu.Unlock()
+
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	s.mu.Lock()
+	for sess := range s.sessions {
+		sess.forceClose()
+	}
+	s.mu.Unlock()
+	<-done
+	return ctx.Err()
+}

@@ -1,0 +1,777 @@
+package smtpd
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"sqlmta/mtad/envelope"
+	"sqlmta/mtad/queueid"
+	"sqlmta/mtad/reply"
+	"sqlmta/mtad/spool"
+)
+
+// Command names in the order Postfix prints them in the disconnect line.
+var cmdOrder = []string{"helo", "ehlo", "mail", "rcpt", "data", "rset", "noop", "vrfy", "quit", "unknown"}
+
+// junkCommands can be repeated without limit by a client that goes nowhere;
+// Postfix counts them against smtpd_junk_command_limit.
+var junkCommands = map[string]bool{"helo": true, "ehlo": true, "rset": true, "noop": true, "vrfy": true}
+
+type cmdStat struct{ ok, total int }
+
+// errQuit ends a session after the reply has been sent.
+var errQuit = errors.New("quit")
+
+type session struct {
+	srv  *Server
+	cfg  *compiled
+	conn net.Conn
+	br   *bufio.Reader
+	bw   *bufio.Writer
+
+	ip       netip.Addr
+	addr     string // client IP as text, for logs and the envelope
+	name     string // verified client host name or "unknown"
+	helo     string
+	protocol string // "SMTP" until EHLO
+	where    string // last command, for "lost connection after X"
+
+	errorCount int
+	junk       int
+	stats      map[string]*cmdStat
+
+	// The mail transaction.
+	inTx       bool
+	sender     string
+	arrival    time.Time
+	bodyType   string
+	smtputf8   bool
+	envID      string
+	ret        string
+	queueID    string
+	rcpts      []envelope.Recipient
+	overshoot  int
+	msgSizeArg int64
+
+	// mu guards the fields Shutdown touches from another goroutine.
+	mu      sync.Mutex
+	busy    bool // in DATA or Submit: finish the transaction before closing
+	closing bool
+}
+
+func newSession(srv *Server, cfg *compiled, conn net.Conn) *session {
+	return &session{
+		srv:      srv,
+		cfg:      cfg,
+		conn:     conn,
+		br:       bufio.NewReaderSize(conn, 64<<10),
+		bw:       bufio.NewWriterSize(conn, 16<<10),
+		protocol: "SMTP",
+		where:    "CONNECT",
+		stats:    map[string]*cmdStat{},
+	}
+}
+
+// forceClose is called by Shutdown once its grace period is over.
+func (s *session) forceClose() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closing = true
+	if !s.busy {
+		// Interrupt the pending command read.
+		s.conn.SetReadDeadline(time.Unix(1, 0))
+	}
+}
+
+func (s *session) logf(format string, args ...any) {
+	s.cfg.Log.Printf("smtpd", format, args...)
+}
+
+func (s *session) namaddr() string { return s.name + "[" + s.addr + "]" }
+
+func (s *session) serve() {
+	defer s.conn.Close()
+	s.identify()
+	s.logf("connect from %s", s.namaddr())
+	reason := s.loop()
+	s.flush()
+	if reason != "" && !(reason == "lost connection" && s.where == "END-OF-MESSAGE") {
+		s.logf("%s after %s from %s", reason, s.where, s.namaddr())
+	}
+	s.logf("disconnect from %s%s", s.namaddr(), s.statsString())
+}
+
+// identify finds the client address and its forward-confirmed name, as
+// Postfix does before the greeting: the PTR name counts only if it resolves
+// back to the client address.
+func (s *session) identify() {
+	s.name = "unknown"
+	if ap, err := netip.ParseAddrPort(s.conn.RemoteAddr().String()); err == nil {
+		s.ip = ap.Addr().Unmap()
+		s.addr = s.ip.String()
+	} else {
+		s.addr = s.conn.RemoteAddr().String()
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	names, err := net.DefaultResolver.LookupAddr(ctx, s.addr)
+	if err != nil || len(names) == 0 {
+		return
+	}
+	name := strings.TrimSuffix(names[0], ".")
+	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", name)
+	if err != nil {
+		return
+	}
+	for _, ip := range ips {
+		if ip.Unmap() == s.ip {
+			s.name = name
+			return
+		}
+	}
+}
+
+func (s *session) statsString() string {
+	var b strings.Builder
+	ok, total := 0, 0
+	for _, c := range cmdOrder {
+		st := s.stats[c]
+		if st == nil || st.total == 0 {
+			continue
+		}
+		ok += st.ok
+		total += st.total
+		if st.ok == st.total {
+			fmt.Fprintf(&b, " %s=%d", c, st.total)
+		} else {
+			fmt.Fprintf(&b, " %s=%d/%d", c, st.ok, st.total)
+		}
+	}
+	if ok == total && total > 0 {
+		fmt.Fprintf(&b, " commands=%d", total)
+	} else {
+		fmt.Fprintf(&b, " commands=%d/%d", ok, total)
+	}
+	return b.String()
+}
+
+// reply queues one reply line. Once the client has made too many errors,
+// every reply is delayed (smtpd_error_sleep_time), flushed first so that a
+// pipelining client is not left waiting on replies we hold.
+func (s *session) reply(format string, args ...any) {
+	if s.errorCount >= s.cfg.SoftErrorLimit && s.cfg.ErrorSleep > 0 {
+		s.bw.Flush()
+		time.Sleep(s.cfg.ErrorSleep)
+	}
+	fmt.Fprintf(s.bw, format, args...)
+	s.bw.WriteString("\r\n")
+}
+
+// flush sends queued replies. Postfix flushes only when the client has sent
+// nothing more, which is what makes PIPELINING pay off.
+func (s *session) flush() error {
+	s.conn.SetWriteDeadline(time.Now().Add(s.cfg.Timeout))
+	return s.bw.Flush()
+}
+
+// loop runs the command loop; it returns the reason for an abnormal end
+// ("lost connection", "timeout", "too many errors") or "".
+func (s *session) loop() string {
+	s.reply("220 %s", s.cfg.Banner)
+	for {
+		if s.errorCount >= s.cfg.HardErrorLimit {
+			s.reply("421 4.7.0 %s Error: too many errors", s.cfg.Hostname)
+			return "too many errors"
+		}
+		if s.br.Buffered() == 0 {
+			if err := s.flush(); err != nil {
+				return "lost connection"
+			}
+		}
+		line, err := s.readCommand()
+		if err != nil {
+			return s.readFailure(err)
+		}
+		err = s.command(line)
+		if err == errQuit {
+			return ""
+		}
+		if err != nil {
+			return s.readFailure(err)
+		}
+		s.mu.Lock()
+		closing := s.closing
+		s.mu.Unlock()
+		if closing {
+			return ""
+		}
+	}
+}
+
+// readFailure maps a read error to Postfix's reason, answering a timeout
+// with 421 as Postfix does.
+func (s *session) readFailure(err error) string {
+	s.mu.Lock()
+	closing := s.closing
+	s.mu.Unlock()
+	if closing {
+		return ""
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		s.reply("421 4.4.2 %s Error: timeout exceeded", s.cfg.Hostname)
+		return "timeout"
+	}
+	return "lost connection"
+}
+
+// readCommand reads one command line without its line end. Like Postfix's
+// smtp_get with line_length_limit, it keeps the first LineLengthLimit bytes
+// of an over-long line and discards the rest.
+func (s *session) readCommand() (string, error) {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return "", errShutdown
+	}
+	s.conn.SetReadDeadline(time.Now().Add(s.cfg.Timeout))
+	s.mu.Unlock()
+	var line []byte
+	for {
+		chunk, err := s.br.ReadSlice('\n')
+		if len(line) < s.cfg.LineLengthLimit {
+			line = append(line, chunk[:min(len(chunk), s.cfg.LineLengthLimit-len(line))]...)
+		}
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		break
+	}
+	l := string(line)
+	l = strings.TrimSuffix(l, "\n")
+	l = strings.TrimSuffix(l, "\r")
+	return l, nil
+}
+
+var errShutdown = errors.New("shutting down")
+
+// command dispatches one command line. It returns errQuit to end the
+// session normally and a read error from DATA to end it abnormally.
+func (s *session) command(line string) error {
+	verb, args, _ := strings.Cut(strings.TrimLeft(line, " \t"), " ")
+	args = strings.TrimLeft(args, " \t")
+	if strings.TrimSpace(verb) == "" {
+		s.reply("500 5.5.2 Error: bad syntax")
+		s.errorCount++
+		return nil
+	}
+	if !utf8.ValidString(line) {
+		s.reply("500 5.5.2 Error: bad UTF-8 syntax")
+		s.errorCount++
+		return nil
+	}
+	cmd := strings.ToLower(verb)
+	// smtpd_forbidden_commands default: CONNECT, GET, POST and anything not
+	// starting with a letter; plus message headers sent as commands. Such a
+	// peer is not an SMTP client (e.g. a web browser): hang up.
+	if cmd == "connect" || cmd == "get" || cmd == "post" || !isLetter(verb[0]) || isHeaderName(verb) {
+		s.where = "UNKNOWN"
+		s.count("unknown", false)
+		s.logf("warning: non-SMTP command from %s: %.100s", s.namaddr(), line)
+		s.reply("221 2.7.0 Error: I can break rules, too. Goodbye.")
+		return errQuit
+	}
+	var handler func(string) (bool, error)
+	switch cmd {
+	case "helo":
+		handler = s.cmdHelo
+	case "ehlo":
+		handler = s.cmdEhlo
+	case "mail":
+		handler = s.cmdMail
+	case "rcpt":
+		handler = s.cmdRcpt
+	case "data":
+		handler = s.cmdData
+	case "rset":
+		handler = s.cmdRset
+	case "noop":
+		handler = s.cmdNoop
+	case "vrfy":
+		handler = s.cmdVrfy
+	case "quit":
+		handler = s.cmdQuit
+	default:
+		s.where = "UNKNOWN"
+		s.count("unknown", false)
+		s.reply("502 5.5.2 Error: command not recognized")
+		s.errorCount++
+		return nil
+	}
+	s.where = strings.ToUpper(cmd)
+	ok, err := handler(args)
+	s.count(cmd, ok)
+	if !ok {
+		s.errorCount++
+	}
+	if junkCommands[cmd] {
+		s.junk++
+		if s.junk > junkCommandLimit {
+			s.errorCount++
+		}
+	}
+	if err == nil && cmd == "quit" {
+		return errQuit
+	}
+	return err
+}
+
+func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
+
+func (s *session) count(cmd string, ok bool) {
+	st := s.stats[cmd]
+	if st == nil {
+		st = &cmdStat{}
+		s.stats[cmd] = st
+	}
+	st.total++
+	if ok {
+		st.ok++
+	}
+}
+
+// resetTx forgets the mail transaction (RSET, HELO/EHLO, end of DATA).
+func (s *session) resetTx() {
+	s.inTx = false
+	s.sender = ""
+	s.bodyType, s.envID, s.ret = "", "", ""
+	s.smtputf8 = false
+	s.queueID = ""
+	s.rcpts = nil
+	s.overshoot = 0
+	s.msgSizeArg = 0
+}
+
+func (s *session) cmdHelo(args string) (bool, error) {
+	if args == "" {
+		s.reply("501 Syntax: HELO hostname")
+		return false, nil
+	}
+	s.resetTx()
+	s.helo = neuter(strings.Join(strings.Fields(args), " "))
+	s.reply("250 %s", s.cfg.Hostname)
+	return true, nil
+}
+
+func (s *session) cmdEhlo(args string) (bool, error) {
+	if args == "" {
+		s.reply("501 Syntax: EHLO hostname")
+		return false, nil
+	}
+	s.resetTx()
+	s.helo = neuter(strings.Join(strings.Fields(args), " "))
+	s.protocol = "ESMTP"
+	lines := []string{s.cfg.Hostname, "PIPELINING"}
+	if s.cfg.MessageSizeLimit > 0 {
+		lines = append(lines, "SIZE "+strconv.FormatInt(s.cfg.MessageSizeLimit, 10))
+	} else {
+		lines = append(lines, "SIZE")
+	}
+	// disable_vrfy_command=no is Postfix's default, and VRFY is announced.
+	lines = append(lines, "VRFY", "ENHANCEDSTATUSCODES", "8BITMIME", "DSN", "SMTPUTF8")
+	for i, l := range lines {
+		sep := "-"
+		if i == len(lines)-1 {
+			sep = " "
+		}
+		s.reply("250%s%s", sep, l)
+	}
+	return true, nil
+}
+
+func (s *session) cmdMail(args string) (bool, error) {
+	if s.cfg.HeloRequired && s.helo == "" {
+		s.reply("503 5.5.1 Error: send HELO/EHLO first")
+		return false, nil
+	}
+	if s.inTx {
+		s.reply("503 5.5.1 Error: nested MAIL command")
+		return false, nil
+	}
+	token, params, syntaxOK, tokOK := splitPath(args, "FROM:")
+	if !syntaxOK {
+		s.reply("501 5.5.4 Syntax: MAIL FROM:<address>")
+		return false, nil
+	}
+	sender, ok := extractAddr(token, true)
+	if !tokOK || !ok {
+		s.reply("501 5.1.7 Bad sender address syntax")
+		return false, nil
+	}
+	var size int64
+	var bodyType, envID, ret string
+	var utf8Flag, haveEnvID bool
+	for _, p := range params {
+		key, val, _ := strings.Cut(p, "=")
+		switch k := strings.ToUpper(key); {
+		case strings.EqualFold(p, "BODY=8BITMIME"):
+			bodyType = "8BITMIME"
+		case strings.EqualFold(p, "BODY=7BIT"):
+			bodyType = "7BIT"
+		case k == "SIZE" && strings.Contains(p, "="):
+			if !allDigits(val) {
+				s.reply("501 5.5.4 Bad message size syntax")
+				return false, nil
+			}
+			n, err := strconv.ParseInt(val, 10, 64)
+			if err != nil {
+				s.reply("552 5.3.4 Message size exceeds file system imposed limit")
+				return false, nil
+			}
+			size = n
+		case strings.EqualFold(p, "SMTPUTF8"):
+			utf8Flag = true
+		case k == "RET" && strings.Contains(p, "="):
+			v := strings.ToUpper(val)
+			if ret != "" || (v != "FULL" && v != "HDRS") {
+				s.reply("501 5.5.4 Bad RET parameter syntax")
+				return false, nil
+			}
+			ret = v
+		case k == "ENVID" && strings.Contains(p, "="):
+			dec, ok := xtextDecode(val)
+			if haveEnvID || !ok || !allPrint(dec) {
+				s.reply("501 5.5.4 Bad ENVID parameter syntax")
+				return false, nil
+			}
+			envID, haveEnvID = dec, true
+		default:
+			s.reply("555 5.5.4 Unsupported option: %s", p)
+			return false, nil
+		}
+	}
+	if s.cfg.MessageSizeLimit > 0 && size > s.cfg.MessageSizeLimit {
+		s.reject("MAIL", reply.New(552, "5.3.4", "Message size exceeds fixed limit"), sender, true, "")
+		return false, nil
+	}
+	s.inTx = true
+	s.sender = sender
+	s.arrival = time.Now()
+	s.bodyType, s.smtputf8, s.envID, s.ret = bodyType, utf8Flag, envID, ret
+	s.msgSizeArg = size
+	s.reply("250 2.1.0 Ok")
+	return true, nil
+}
+
+func allDigits(v string) bool {
+	if v == "" {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] < '0' || v[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *session) cmdRcpt(args string) (bool, error) {
+	if !s.inTx {
+		s.reply("503 5.5.1 Error: need MAIL command")
+		return false, nil
+	}
+	token, params, syntaxOK, tokOK := splitPath(args, "TO:")
+	if !syntaxOK {
+		s.reply("501 5.5.4 Syntax: RCPT TO:<address>")
+		return false, nil
+	}
+	addr, ok := extractAddr(token, false)
+	if !tokOK || !ok {
+		s.reply("501 5.1.3 Bad recipient address syntax")
+		return false, nil
+	}
+	var notify, orcpt string
+	for _, p := range params {
+		key, val, _ := strings.Cut(p, "=")
+		switch k := strings.ToUpper(key); {
+		case k == "NOTIFY" && strings.Contains(p, "="):
+			n, ok := parseNotify(val)
+			if notify != "" || !ok {
+				s.reply("501 5.5.4 Error: Bad NOTIFY parameter syntax")
+				return false, nil
+			}
+			notify = n
+		case k == "ORCPT" && strings.Contains(p, "="):
+			o, ok := parseORCPT(val)
+			if orcpt != "" || !ok {
+				s.reply("501 5.5.4 Error: Bad ORCPT parameter syntax")
+				return false, nil
+			}
+			orcpt = o
+		default:
+			s.reply("555 5.5.4 Unsupported option: %s", p)
+			return false, nil
+		}
+	}
+	if s.cfg.RecipientLimit > 0 && len(s.rcpts) >= s.cfg.RecipientLimit {
+		s.reply("452 4.5.3 Error: too many recipients")
+		// Postfix forgives the first smtpd_recipient_overshoot_limit of
+		// these: a client may legitimately send more than we take.
+		s.overshoot++
+		return s.overshoot <= recipientOvershootMax, nil
+	}
+	if rerr := s.checkRcpt(addr); rerr != nil {
+		s.reject("RCPT", rerr, s.sender, s.inTx, addr)
+		return false, nil
+	}
+	if s.queueID == "" {
+		s.queueID = queueid.New()
+		s.logf("%s: client=%s", s.queueID, s.namaddr())
+	}
+	orig := token
+	if len(orig) >= 2 && orig[0] == '<' && orig[len(orig)-1] == '>' {
+		orig = orig[1 : len(orig)-1]
+	}
+	s.rcpts = append(s.rcpts, envelope.Recipient{Address: addr, Orig: orig, Notify: notify, ORCPT: orcpt})
+	s.reply("250 2.1.5 Ok")
+	return true, nil
+}
+
+// reject sends a restriction's reply and logs it the way Postfix's
+// log_whatsup does; from= appears only when a sender is known.
+func (s *session) reject(cmd string, rerr *reply.Error, sender string, haveSender bool, rcpt string) {
+	s.reply("%s", rerr.String())
+	id := s.queueID
+	if id == "" {
+		id = "NOQUEUE"
+	}
+	var b strings.Builder
+	if haveSender {
+		fmt.Fprintf(&b, " from=<%s>", sender)
+	}
+	if rcpt != "" {
+		fmt.Fprintf(&b, " to=<%s>", rcpt)
+	}
+	fmt.Fprintf(&b, " proto=%s", s.protocol)
+	if s.helo != "" {
+		fmt.Fprintf(&b, " helo=<%s>", s.helo)
+	}
+	s.logf("%s: reject: %s from %s: %s;%s", id, cmd, s.namaddr(), rerr.String(), b.String())
+}
+
+func (s *session) cmdRset(args string) (bool, error) {
+	if args != "" {
+		s.reply("501 5.5.4 Syntax: RSET")
+		return false, nil
+	}
+	s.resetTx()
+	s.reply("250 2.0.0 Ok")
+	return true, nil
+}
+
+func (s *session) cmdNoop(string) (bool, error) {
+	s.reply("250 2.0.0 Ok")
+	return true, nil
+}
+
+// cmdVrfy answers as Postfix does with disable_vrfy_command=no: the
+// recipient restrictions run, then "252 2.0.0 <argument as given>" — never a
+// definite answer.
+func (s *session) cmdVrfy(args string) (bool, error) {
+	arg := strings.Join(strings.Fields(args), " ")
+	if arg == "" {
+		s.reply("501 5.5.4 Syntax: VRFY address")
+		return false, nil
+	}
+	addr, ok := extractAddr(arg, false)
+	if !ok {
+		s.reply("501 5.1.3 Bad recipient address syntax")
+		return false, nil
+	}
+	if rerr := s.checkRcpt(addr); rerr != nil {
+		s.reject("VRFY", rerr, s.sender, s.inTx, addr)
+		return false, nil
+	}
+	s.reply("252 2.0.0 %s", arg)
+	return true, nil
+}
+
+func (s *session) cmdQuit(string) (bool, error) {
+	s.reply("221 2.0.0 Bye")
+	// Flush now, so a pipelined "." and QUIT are answered even if the
+	// connection drops during cleanup.
+	s.flush()
+	return true, nil
+}
+
+func (s *session) cmdData(args string) (bool, error) {
+	if len(s.rcpts) == 0 {
+		if !s.inTx {
+			s.reply("503 5.5.1 Error: need RCPT command")
+		} else {
+			s.reply("554 5.5.1 Error: no valid recipients")
+		}
+		return false, nil
+	}
+	if args != "" {
+		s.reply("501 5.5.4 Syntax: DATA")
+		return false, nil
+	}
+	s.mu.Lock()
+	s.busy = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.busy = false
+		s.mu.Unlock()
+	}()
+
+	s.reply("354 End data with <CR><LF>.<CR><LF>")
+	if err := s.flush(); err != nil {
+		return false, err
+	}
+	buf := spool.New(s.cfg.SpoolMemory, s.cfg.SpoolDir)
+	defer buf.Close()
+	tooBig, writeErr, err := s.readData(buf)
+	if err != nil {
+		return false, err
+	}
+	s.where = "END-OF-MESSAGE"
+	defer s.resetTx()
+	if tooBig {
+		// cleanup_strerror(CLEANUP_STAT_SIZE) in Postfix.
+		s.logf("warning: %s: queue file size limit exceeded", s.queueIDOr())
+		s.reply("552 5.3.4 Error: message file too big")
+		return false, nil
+	}
+	if writeErr != nil {
+		s.logf("warning: %s: spool write error: %v", s.queueIDOr(), writeErr)
+		s.reply("451 4.3.0 Error: queue file write error")
+		return false, nil
+	}
+	env := &envelope.Envelope{
+		QueueID:    s.queueID,
+		Sender:     s.sender,
+		Recipients: s.rcpts,
+		Arrival:    s.arrival,
+		ClientName: s.name,
+		ClientAddr: s.addr,
+		Helo:       s.helo,
+		Protocol:   s.protocol,
+		BodyType:   s.bodyType,
+		SMTPUTF8:   s.smtputf8,
+		EnvID:      s.envID,
+		Ret:        s.ret,
+	}
+	if err := s.cfg.Submitter.Submit(s.srv.base, env, buf.Reader()); err != nil {
+		if rerr := reply.As(err); rerr != nil {
+			s.reply("%s", rerr.String())
+		} else {
+			s.logf("warning: %s: queue file write error: %v", s.queueID, err)
+			s.reply("451 4.3.0 Error: queue file write error")
+		}
+		return false, nil
+	}
+	// Like Postfix, forgive earlier client errors once a message got through.
+	s.errorCount = 0
+	s.junk = 0
+	s.reply("250 2.0.0 Ok: queued as %s", s.queueID)
+	return true, nil
+}
+
+func (s *session) queueIDOr() string {
+	if s.queueID == "" {
+		return "NOQUEUE"
+	}
+	return s.queueID
+}
+
+// readData copies the message up to the lone "." into w: dot-unstuffed,
+// every line ending normalised to CRLF, long lines kept whole. Past
+// MessageSizeLimit it stops storing but keeps reading to the dot, so that the
+// client can be told after the dot (it would not read a reply before).
+func (s *session) readData(w io.Writer) (tooBig bool, writeErr, readErr error) {
+	var size int64
+	limit := s.cfg.MessageSizeLimit
+	atStart := true    // the next chunk begins a line
+	pendingCR := false // a chunk ended in '\r' that may be half of CRLF
+	write := func(p []byte) {
+		if tooBig || writeErr != nil {
+			return
+		}
+		if limit > 0 && size+int64(len(p)) > limit {
+			tooBig = true
+			return
+		}
+		size += int64(len(p))
+		if _, err := w.Write(p); err != nil {
+			writeErr = err
+		}
+	}
+	crlf := []byte("\r\n")
+	for {
+		s.conn.SetReadDeadline(time.Now().Add(s.cfg.Timeout))
+		chunk, err := s.br.ReadSlice('\n')
+		if err != nil && err != bufio.ErrBufferFull {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return tooBig, writeErr, err
+		}
+		complete := err == nil // chunk ends with '\n'
+		if pendingCR {
+			pendingCR = false
+			if len(chunk) > 0 && chunk[0] == '\n' {
+				write(crlf)
+				chunk = chunk[1:]
+				atStart = true
+				if len(chunk) == 0 {
+					continue
+				}
+			} else {
+				write([]byte{'\r'})
+			}
+		}
+		if atStart && len(chunk) > 0 && chunk[0] == '.' {
+			if complete && (string(chunk) == ".\r\n" || string(chunk) == ".\n") {
+				return tooBig, writeErr, nil
+			}
+			chunk = chunk[1:]
+		}
+		if complete {
+			body := chunk[:len(chunk)-1]
+			body = trimCR(body)
+			write(body)
+			write(crlf)
+			atStart = true
+			continue
+		}
+		if n := len(chunk); n > 0 && chunk[n-1] == '\r' {
+			chunk = chunk[:n-1]
+			pendingCR = true
+		}
+		write(chunk)
+		atStart = false
+	}
+}
+
+func trimCR(b []byte) []byte {
+	if n := len(b); n > 0 && b[n-1] == '\r' {
+		return b[:n-1]
+	}
+	return b
+}
