@@ -1,0 +1,752 @@
+// Package smtp is the smtp delivery transport: it relays a message to the
+// nexthop (relayhost, a transport-map destination or the recipient domain's
+// MX hosts), the way Postfix's smtp(8) does — MX then A fallback, STARTTLS
+// when offered, per-recipient results, the next MX host on a temporary
+// failure, and a cache of idle sessions per destination.
+//
+// The client protocol is github.com/emersion/go-smtp's; this package adds
+// what an MTA needs around it: routing, Postfix's wording of every failure,
+// and connection reuse.
+package smtp
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/textproto"
+	"strconv"
+	"strings"
+	"time"
+
+	gosmtp "github.com/emersion/go-smtp"
+
+	"sqlmta/mtad/transport"
+)
+
+// Config is the smtp transport's part of main.cf, as plain values.
+type Config struct {
+	HeloName        string        // smtp_helo_name (= $myhostname)
+	Port            int           // default port of MX hosts and bare nexthops; 25
+	DNSServer       string        // "host:port"; default: first nameserver in /etc/resolv.conf
+	ConnectTimeout  time.Duration // smtp_connect_timeout, 30s
+	HeloTimeout     time.Duration // smtp_helo_timeout (greeting, EHLO, STARTTLS), 300s
+	CommandTimeout  time.Duration // smtp_mail/rcpt_timeout and DATA, 300s
+	DataXferTimeout time.Duration // smtp_data_xfer_timeout, per write of the body, 180s
+	DataDoneTimeout time.Duration // smtp_data_done_timeout, 600s
+	MaxIdlePerDest  int           // idle sessions kept per destination; 4; <0 disables reuse
+	IdleTimeout     time.Duration // smtp_connection_cache_time_limit, 2s
+	TLS             bool          // smtp_tls_security_level=may: STARTTLS when offered, no verification
+	MXAddressLimit  int           // smtp_mx_address_limit, 5
+	MXSessionLimit  int           // smtp_mx_session_limit, 2
+}
+
+func (c *Config) setDefaults() {
+	if c.HeloName == "" {
+		c.HeloName = "localhost"
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	if c.Port == 0 {
+		c.Port = 25
+	}
+	def(&c.ConnectTimeout, 30*time.Second)
+	def(&c.HeloTimeout, 300*time.Second)
+	def(&c.CommandTimeout, 300*time.Second)
+	def(&c.DataXferTimeout, 180*time.Second)
+	def(&c.DataDoneTimeout, 600*time.Second)
+	def(&c.IdleTimeout, 2*time.Second)
+	if c.MaxIdlePerDest == 0 {
+		c.MaxIdlePerDest = 4
+	}
+	if c.MXAddressLimit <= 0 {
+		c.MXAddressLimit = 5
+	}
+	if c.MXSessionLimit <= 0 {
+		c.MXSessionLimit = 2
+	}
+}
+
+// Transport delivers over SMTP. It is safe for concurrent use.
+type Transport struct {
+	cfg  Config
+	dns  *resolver
+	pool *pool
+}
+
+var _ transport.Transport = (*Transport)(nil)
+
+// New returns a Transport; zero Config fields take Postfix's defaults.
+func New(cfg Config) *Transport {
+	cfg.setDefaults()
+	return &Transport{cfg: cfg, dns: newResolver(cfg.DNSServer), pool: newPool(cfg.MaxIdlePerDest, cfg.IdleTimeout)}
+}
+
+// Close closes the idle cached sessions (QUIT). Deliveries in progress finish
+// but their sessions are not cached afterwards.
+func (t *Transport) Close() error {
+	t.pool.close()
+	return nil
+}
+
+// destination is a parsed nexthop.
+type destination struct {
+	host   string
+	port   int
+	noMX   bool // "[host]": no MX lookup
+	source string
+}
+
+// parseNexthop reads "[host]:port", "[host]", "host:port" and "domain"
+// ("[ipv6:addr]" too). A port may be a service name.
+func parseNexthop(nexthop string, defPort int) (destination, error) {
+	d := destination{port: defPort, source: nexthop}
+	s := strings.TrimSpace(nexthop)
+	if s == "" {
+		return d, errors.New("empty nexthop")
+	}
+	rest := ""
+	if strings.HasPrefix(s, "[") {
+		end := strings.IndexByte(s, ']')
+		if end < 0 {
+			return d, fmt.Errorf("bad nexthop %q: missing ']'", nexthop)
+		}
+		d.host, rest, d.noMX = s[1:end], s[end+1:], true
+		if len(d.host) > 5 && strings.EqualFold(d.host[:5], "ipv6:") {
+			d.host = d.host[5:]
+		}
+	} else if i := strings.LastIndexByte(s, ':'); i >= 0 && strings.Count(s, ":") == 1 {
+		d.host, rest = s[:i], s[i:]
+	} else {
+		d.host = s
+	}
+	if rest != "" {
+		if rest[0] != ':' || len(rest) == 1 {
+			return d, fmt.Errorf("bad nexthop %q", nexthop)
+		}
+		svc := rest[1:]
+		p, err := strconv.Atoi(svc)
+		if err != nil {
+			if p, err = net.LookupPort("tcp", svc); err != nil {
+				return d, fmt.Errorf("bad nexthop %q: unknown service %q", nexthop, svc)
+			}
+		}
+		if p <= 0 || p > 65535 {
+			return d, fmt.Errorf("bad nexthop %q: bad port", nexthop)
+		}
+		d.port = p
+	}
+	d.host = strings.TrimSuffix(d.host, ".")
+	if d.host == "" {
+		return d, fmt.Errorf("bad nexthop %q: empty host", nexthop)
+	}
+	return d, nil
+}
+
+// outcome is one failure or success text with its status code.
+type outcome struct {
+	dsn, text string
+}
+
+func (o outcome) soft() bool { return strings.HasPrefix(o.dsn, "4") }
+
+// delivery is the state of one Deliver call.
+type delivery struct {
+	d       *transport.Delivery
+	start   time.Time
+	res     []transport.Result
+	pending []int // indexes of recipients without a result yet
+}
+
+func (dl *delivery) set(i int, o outcome, relay string, uses int, setupDone time.Time) {
+	r := dl.d.Recipients[i]
+	now := time.Now()
+	setup, xmit := now.Sub(dl.start), time.Duration(0)
+	if !setupDone.IsZero() {
+		setup, xmit = setupDone.Sub(dl.start), now.Sub(setupDone)
+	}
+	dl.res[i] = transport.Result{
+		RecipientID: r.ID, Status: transport.StatusForDSN(o.dsn), DSN: o.dsn, Text: o.text,
+		Relay: relay, ConnUse: uses, ConnSetup: setup, Transmit: xmit,
+	}
+}
+
+// failPending gives every pending recipient the same outcome.
+func (dl *delivery) failPending(o outcome, relay string, uses int, setupDone time.Time) {
+	for _, i := range dl.pending {
+		dl.set(i, o, relay, uses, setupDone)
+	}
+	dl.pending = nil
+}
+
+// Deliver implements transport.Transport.
+func (t *Transport) Deliver(ctx context.Context, d *transport.Delivery) []transport.Result {
+	dl := &delivery{d: d, start: time.Now(), res: make([]transport.Result, len(d.Recipients))}
+	for i, r := range d.Recipients {
+		if strings.ContainsAny(r.Address, "\r\n<>") {
+			dl.set(i, outcome{"5.1.3", fmt.Sprintf("bad address syntax: %q", r.Address)}, "none", 0, time.Time{})
+			continue
+		}
+		dl.pending = append(dl.pending, i)
+	}
+	if len(dl.pending) == 0 {
+		return dl.res
+	}
+	dest, err := parseNexthop(d.Nexthop, t.cfg.Port)
+	if err != nil {
+		// A configuration error: keep the mail until the admin fixes it.
+		dl.failPending(outcome{"4.3.5", err.Error()}, "none", 0, time.Time{})
+		return dl.res
+	}
+	key := strings.ToLower(dest.host) + "|" + strconv.Itoa(dest.port) + "|" + strconv.FormatBool(dest.noMX)
+
+	// A cached session first. If it turns out dead before MAIL FROM was
+	// accepted, nothing happened yet: fall through to a fresh connection.
+	for {
+		s := t.pool.get(key)
+		if s == nil {
+			break
+		}
+		s.uses++
+		early, ok := t.transact(ctx, s, dl, true, time.Now())
+		if early {
+			s.close()
+			continue
+		}
+		t.release(s, ok)
+		return dl.res
+	}
+
+	var targets []target
+	if dest.noMX {
+		ips, err := t.dns.hostAddrs(ctx, dest.host)
+		if err == nil {
+			targets = limitTargets(toTargets(dest.host, ips, dest.port), t.cfg.MXAddressLimit)
+		}
+		if err != nil {
+			t.dnsFail(dl, err)
+			return dl.res
+		}
+	} else {
+		targets, err = t.dns.mxTargets(ctx, dest.host, dest.port, t.cfg.MXAddressLimit)
+		if err != nil {
+			t.dnsFail(dl, err)
+			return dl.res
+		}
+	}
+
+	var last outcome
+	lastRelay := "none"
+	sessions := 0
+	for i, tg := range targets {
+		if len(dl.pending) == 0 || sessions >= t.cfg.MXSessionLimit {
+			break
+		}
+		final := i == len(targets)-1 || sessions+1 >= t.cfg.MXSessionLimit
+		s, o, relay := t.connect(ctx, tg, key)
+		if s == nil {
+			last, lastRelay = o, relay
+			if relay != "none" {
+				sessions++
+				// Only a temporary refusal sends us to the next host.
+				if !o.soft() || final {
+					dl.failPending(o, relay, 0, time.Time{})
+				}
+			}
+			continue
+		}
+		sessions++
+		s.uses = 1
+		_, ok := t.transact(ctx, s, dl, final, time.Now())
+		if s.lastSoft.dsn != "" {
+			last, lastRelay = s.lastSoft, s.namaddrport
+		}
+		t.release(s, ok)
+	}
+	if len(dl.pending) > 0 {
+		if last.dsn == "" {
+			last = outcome{"4.4.1", "no route to " + dest.host}
+		}
+		dl.failPending(last, lastRelay, 0, time.Time{})
+	}
+	return dl.res
+}
+
+func (t *Transport) dnsFail(dl *delivery, err error) {
+	var de *dnsError
+	if errors.As(err, &de) {
+		dl.failPending(outcome{de.dsn(), de.Error()}, "none", 0, time.Time{})
+		return
+	}
+	dl.failPending(outcome{"4.4.3", err.Error()}, "none", 0, time.Time{})
+}
+
+// session is one established SMTP connection.
+type session struct {
+	key         string
+	c           *gosmtp.Client
+	tc          *trackConn
+	namaddr     string // "host[ip]"
+	namaddrport string // "host[ip]:port"
+	uses        int
+	dirty       bool    // a transaction was started and not finished: RSET before reuse
+	lastSoft    outcome // last temporary failure kept for the next host
+	cfg         *Config
+	idleTimer   *time.Timer
+}
+
+func (s *session) close() { _ = s.c.Close() }
+
+// quit says goodbye politely, without waiting long for it.
+func (s *session) quit() {
+	s.c.CommandTimeout = 2 * time.Second
+	if err := s.c.Quit(); err != nil {
+		_ = s.c.Close()
+	}
+}
+
+// connect dials tg and runs greeting, EHLO and (opportunistic) STARTTLS. On
+// failure it returns the outcome and the relay to log: "none" when no
+// connection was made, host[ip]:port when the server refused to talk.
+func (t *Transport) connect(ctx context.Context, tg target, key string) (*session, outcome, string) {
+	s, o, relay, tlsFailed := t.connectOnce(ctx, tg, key, t.cfg.TLS)
+	if tlsFailed {
+		// Like Postfix at security level "may": a failed handshake is
+		// retried in plaintext.
+		s, o, relay, _ = t.connectOnce(ctx, tg, key, false)
+	}
+	return s, o, relay
+}
+
+func (t *Transport) connectOnce(ctx context.Context, tg target, key string, useTLS bool) (*session, outcome, string, bool) {
+	addr := net.JoinHostPort(tg.ip.String(), strconv.Itoa(tg.port))
+	namaddr := fmt.Sprintf("%s[%s]", tg.name, tg.ip)
+	namaddrport := fmt.Sprintf("%s:%d", namaddr, tg.port)
+	dialer := net.Dialer{Timeout: t.cfg.ConnectTimeout}
+	raw, err := dialer.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, outcome{"4.4.1", fmt.Sprintf("connect to %s:%d: %s", namaddr, tg.port, connectErrText(err))}, "none", false
+	}
+	stop := context.AfterFunc(ctx, func() { raw.Close() })
+	defer stop()
+
+	tc := &trackConn{Conn: raw, xfer: t.cfg.DataXferTimeout}
+	s := &session{key: key, tc: tc, namaddr: namaddr, namaddrport: namaddrport, cfg: &t.cfg}
+	refused := func(e *gosmtp.SMTPError, greeting bool) outcome {
+		dsn := replyDSN(e.Code, e.EnhancedCode)
+		if greeting && dsn[0] == '5' {
+			// smtp_skip_5xx_greeting=yes: a 5xx banner is not a verdict
+			// on the mail, try later or elsewhere.
+			dsn = "4" + dsn[1:]
+		}
+		return outcome{dsn, fmt.Sprintf("host %s refused to talk to me: %s", namaddr, formatReply(e.Code, e.EnhancedCode, e.Message))}
+	}
+	ioFail := func(err error, where string) outcome {
+		verb := "lost connection with"
+		if isTimeout(err) {
+			return outcome{"4.4.2", fmt.Sprintf("conversation with %s timed out while %s", namaddr, where)}
+		}
+		return outcome{"4.4.2", fmt.Sprintf("%s %s while %s", verb, namaddr, where)}
+	}
+
+	var conn net.Conn = tc
+	if useTLS {
+		c, o, ok, tlsFailed := t.starttls(tc, tg, refused, ioFail)
+		if !ok {
+			raw.Close()
+			return nil, o, namaddrport, tlsFailed
+		}
+		conn = c
+	}
+	s.c = gosmtp.NewClient(conn)
+	s.c.CommandTimeout = t.cfg.HeloTimeout
+	if err := s.c.Hello(t.cfg.HeloName); err != nil {
+		raw.Close()
+		greeting := tc.nwritten.Load() == 0
+		var se *gosmtp.SMTPError
+		if errors.As(err, &se) {
+			return nil, refused(se, greeting), namaddrport, false
+		}
+		where := "performing the EHLO handshake"
+		if greeting {
+			where = "receiving the initial server greeting"
+		}
+		return nil, ioFail(err, where), namaddrport, false
+	}
+	s.c.CommandTimeout = t.cfg.CommandTimeout
+	s.c.SubmissionTimeout = t.cfg.DataDoneTimeout
+	return s, outcome{}, namaddrport, false
+}
+
+// starttls reads the greeting, sends EHLO and, when the server offers it,
+// STARTTLS and the TLS handshake. It returns the connection go-smtp should
+// use, which replays the greeting so go-smtp can start (and EHLO again).
+// ok=false ends the attempt; tlsFailed asks for a plaintext retry.
+func (t *Transport) starttls(tc *trackConn, tg target,
+	refused func(*gosmtp.SMTPError, bool) outcome, ioFail func(error, string) outcome,
+) (conn net.Conn, o outcome, ok, tlsFailed bool) {
+	_ = tc.SetDeadline(time.Now().Add(t.cfg.HeloTimeout))
+	defer tc.SetDeadline(time.Time{})
+	br := bufio.NewReader(tc)
+	tp := textproto.NewReader(br)
+
+	code, msg, err := tp.ReadResponse(0)
+	if err != nil && code == 0 {
+		return nil, ioFail(err, "receiving the initial server greeting"), false, false
+	}
+	if code/100 != 2 {
+		return nil, refused(toSMTPError(code, msg), true), false, false
+	}
+	greeting := fmt.Sprintf("%03d %s\r\n", code, strings.ReplaceAll(msg, "\n", " "))
+	plain := &replayConn{Conn: tc, r: io.MultiReader(strings.NewReader(greeting), br)}
+
+	if _, err := fmt.Fprintf(tc, "EHLO %s\r\n", t.cfg.HeloName); err != nil {
+		return nil, ioFail(err, "performing the EHLO handshake"), false, false
+	}
+	code, msg, err = tp.ReadResponse(0)
+	if err != nil && code == 0 {
+		return nil, ioFail(err, "performing the EHLO handshake"), false, false
+	}
+	if code/100 != 2 {
+		// Let go-smtp repeat EHLO and fall back to HELO if it must.
+		return plain, outcome{}, true, false
+	}
+	offered := false
+	for _, l := range strings.Split(msg, "\n") {
+		if f := strings.Fields(l); len(f) > 0 && strings.EqualFold(f[0], "STARTTLS") {
+			offered = true
+		}
+	}
+	if !offered {
+		return plain, outcome{}, true, false
+	}
+	if _, err := io.WriteString(tc, "STARTTLS\r\n"); err != nil {
+		return nil, ioFail(err, "receiving the STARTTLS response"), false, false
+	}
+	code, _, err = tp.ReadResponse(0)
+	if err != nil && code == 0 {
+		return nil, ioFail(err, "receiving the STARTTLS response"), false, false
+	}
+	if code != 220 {
+		return plain, outcome{}, true, false
+	}
+	cfg := &tls.Config{InsecureSkipVerify: true} // level "may": encryption without authentication
+	if net.ParseIP(tg.name) == nil {
+		cfg.ServerName = tg.name
+	}
+	tlsConn := tls.Client(tc, cfg)
+	if err := tlsConn.Handshake(); err != nil {
+		return nil, outcome{"4.7.5", "TLS handshake failed: " + err.Error()}, false, true
+	}
+	// After STARTTLS the server sends no greeting: the replayed one lets
+	// go-smtp start, and its EHLO is the one RFC 3207 asks for.
+	return &replayConn{Conn: tlsConn, r: io.MultiReader(strings.NewReader(greeting), tlsConn)}, outcome{}, true, false
+}
+
+// release puts a healthy session back in the cache, or closes it.
+func (t *Transport) release(s *session, healthy bool) {
+	if !healthy {
+		s.close()
+		return
+	}
+	if s.dirty {
+		if err := s.c.Reset(); err != nil {
+			s.close()
+			return
+		}
+		s.dirty = false
+	}
+	t.pool.put(s)
+}
+
+// transact runs one mail transaction for dl's pending recipients. With
+// final=false, recipients that fail temporarily stay pending for the next
+// host. early=true means a reused session was found dead before MAIL FROM
+// was accepted: nothing was recorded and the caller should reconnect.
+// healthy says whether the session may be cached.
+func (t *Transport) transact(ctx context.Context, s *session, dl *delivery, final bool, setupDone time.Time) (early, healthy bool) {
+	stop := context.AfterFunc(ctx, func() { s.tc.Close() })
+	defer stop()
+	d := dl.d
+	s.lastSoft = outcome{}
+
+	var kept []int
+	record := func(i int, o outcome) {
+		if o.soft() && !final {
+			kept = append(kept, i)
+			s.lastSoft = o
+			return
+		}
+		dl.set(i, o, s.namaddrport, s.uses, setupDone)
+	}
+	recordAll := func(idx []int, o outcome) {
+		for _, i := range idx {
+			record(i, o)
+		}
+	}
+	said := func(e *gosmtp.SMTPError, cmd string) outcome {
+		text := fmt.Sprintf("host %s said: %s (in reply to %s command)", s.namaddr, formatReply(e.Code, e.EnhancedCode, e.Message), cmd)
+		if c := e.Code / 100; c != 4 && c != 5 {
+			return outcome{"5.5.0", "Protocol error: " + text}
+		}
+		return outcome{replyDSN(e.Code, e.EnhancedCode), text}
+	}
+	ioFail := func(err error, where string) outcome {
+		if isTimeout(err) {
+			return outcome{"4.4.2", fmt.Sprintf("conversation with %s timed out while %s", s.namaddr, where)}
+		}
+		return outcome{"4.4.2", fmt.Sprintf("lost connection with %s while %s", s.namaddr, where)}
+	}
+	finish := func() {
+		dl.pending = kept
+	}
+	pending := dl.pending
+
+	// Checks Postfix makes before MAIL FROM, from the EHLO reply.
+	if limit, ok := s.c.MaxMessageSize(); ok && limit > 0 && d.Size > int64(limit) {
+		recordAll(pending, outcome{"5.3.4", fmt.Sprintf("message size %d exceeds size limit %d of server %s", d.Size, limit, s.namaddr)})
+		finish()
+		return false, true
+	}
+	utf8, _ := s.c.Extension("SMTPUTF8")
+	if d.SMTPUTF8 && !utf8 && needsUTF8(d) {
+		recordAll(pending, outcome{"5.6.7", fmt.Sprintf("SMTPUTF8 is required, but was not offered by host %s", s.namaddr)})
+		finish()
+		return false, true
+	}
+
+	// Open the content before MAIL, so that a local read error does not
+	// leave the session in the middle of DATA.
+	body, err := d.Open(ctx)
+	if err != nil {
+		recordAll(pending, outcome{"4.3.0", fmt.Sprintf("local data error while talking to %s", s.namaddr)})
+		finish()
+		return false, true
+	}
+	defer body.Close()
+
+	opts := &gosmtp.MailOptions{Size: d.Size, UTF8: d.SMTPUTF8 && utf8}
+	switch strings.ToUpper(d.Ret) {
+	case "FULL":
+		opts.Return = gosmtp.DSNReturnFull
+	case "HDRS":
+		opts.Return = gosmtp.DSNReturnHeaders
+	}
+	if printableASCII(d.EnvID) {
+		opts.EnvelopeID = d.EnvID
+	}
+	if err := s.c.Mail(d.Sender, opts); err != nil {
+		var se *gosmtp.SMTPError
+		isReply := errors.As(err, &se)
+		if s.uses > 1 && (!isReply || se.Code == 421) {
+			// The cached session went stale (servers say 421 before
+			// they drop an idle client): nothing was sent, reconnect.
+			return true, false
+		}
+		if !isReply {
+			recordAll(pending, ioFail(err, "sending MAIL FROM"))
+			finish()
+			return false, false
+		}
+		recordAll(pending, said(se, "MAIL FROM"))
+		finish()
+		return false, se.Code != 421
+	}
+	s.dirty = true
+
+	var accepted []int
+	for n, i := range pending {
+		r := d.Recipients[i]
+		err := s.c.Rcpt(r.Address, rcptOptions(r))
+		if err == nil {
+			accepted = append(accepted, i)
+			continue
+		}
+		var se *gosmtp.SMTPError
+		if !errors.As(err, &se) {
+			o := ioFail(err, "sending RCPT TO")
+			recordAll(accepted, o)
+			recordAll(pending[n:], o)
+			finish()
+			return false, false
+		}
+		record(i, said(se, "RCPT TO"))
+		if se.Code == 421 {
+			o := ioFail(io.EOF, "sending RCPT TO")
+			recordAll(accepted, o)
+			recordAll(pending[n+1:], o)
+			finish()
+			return false, false
+		}
+	}
+	if len(accepted) == 0 {
+		finish()
+		return false, true // release sends RSET
+	}
+
+	w, err := s.c.Data()
+	if err != nil {
+		var se *gosmtp.SMTPError
+		if !errors.As(err, &se) {
+			recordAll(accepted, ioFail(err, "sending DATA command"))
+			finish()
+			return false, false
+		}
+		recordAll(accepted, said(se, "DATA"))
+		finish()
+		return false, se.Code != 421
+	}
+	src := &readErrTracker{r: body}
+	if _, err := io.Copy(w, src); err != nil {
+		if src.err != nil {
+			// Our own content failed: the transaction cannot be
+			// finished cleanly, so the connection goes too.
+			recordAll(accepted, outcome{"4.3.0", fmt.Sprintf("local data error while talking to %s", s.namaddr)})
+		} else {
+			recordAll(accepted, ioFail(err, "sending message body"))
+		}
+		finish()
+		return false, false
+	}
+	if ctx.Err() != nil {
+		// Shutting down: withhold the final dot so that nothing is
+		// delivered that we would report as deferred.
+		recordAll(accepted, ioFail(ctx.Err(), "sending message body"))
+		finish()
+		return false, false
+	}
+	resp, err := w.CloseWithResponse()
+	if err != nil {
+		var se *gosmtp.SMTPError
+		if !errors.As(err, &se) {
+			recordAll(accepted, ioFail(err, "sending end of data -- message may be sent more than once"))
+			finish()
+			return false, false
+		}
+		recordAll(accepted, said(se, "end of DATA"))
+		s.dirty = false
+		finish()
+		return false, se.Code != 421
+	}
+	s.dirty = false
+	text, dsn := successText(250, resp.StatusText)
+	for _, i := range accepted {
+		dl.set(i, outcome{dsn, text}, s.namaddrport, s.uses, setupDone)
+	}
+	finish()
+	return false, true
+}
+
+// readErrTracker remembers a read error so that a failed copy can be blamed
+// on the right side.
+type readErrTracker struct {
+	r   io.Reader
+	err error
+}
+
+func (r *readErrTracker) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != nil && err != io.EOF {
+		r.err = err
+	}
+	return n, err
+}
+
+// rcptOptions passes NOTIFY and ORCPT on (go-smtp sends them only to a
+// server that offers DSN). Values it would refuse are dropped rather than
+// failing the recipient.
+func rcptOptions(r transport.Recipient) *gosmtp.RcptOptions {
+	o := &gosmtp.RcptOptions{}
+	if r.Notify != "" {
+		var ns []gosmtp.DSNNotify
+		never := false
+		for _, w := range strings.Split(strings.ToUpper(r.Notify), ",") {
+			switch n := gosmtp.DSNNotify(strings.TrimSpace(w)); n {
+			case gosmtp.DSNNotifyNever:
+				never = true
+				ns = append(ns, n)
+			case gosmtp.DSNNotifySuccess, gosmtp.DSNNotifyFailure, gosmtp.DSNNotifyDelayed:
+				ns = append(ns, n)
+			}
+		}
+		if !never || len(ns) == 1 {
+			o.Notify = ns
+		}
+	}
+	if r.ORCPT != "" {
+		typ, addr, ok := strings.Cut(r.ORCPT, ";")
+		if !ok {
+			typ, addr = "rfc822", r.ORCPT
+		}
+		switch strings.ToLower(typ) {
+		case "rfc822":
+			if a, ok := decodeXtext(addr); ok && printableASCII(a) {
+				o.OriginalRecipientType, o.OriginalRecipient = gosmtp.DSNAddressTypeRFC822, a
+			}
+		case "utf-8":
+			o.OriginalRecipientType, o.OriginalRecipient = gosmtp.DSNAddressTypeUTF8, addr
+		}
+	}
+	return o
+}
+
+// decodeXtext undoes RFC 3461 xtext ("+2B" → "+").
+func decodeXtext(s string) (string, bool) {
+	if !strings.Contains(s, "+") {
+		return s, true
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '+' {
+			b.WriteByte(s[i])
+			continue
+		}
+		if i+2 >= len(s) {
+			return "", false
+		}
+		v, err := strconv.ParseUint(s[i+1:i+3], 16, 8)
+		if err != nil {
+			return "", false
+		}
+		b.WriteByte(byte(v))
+		i += 2
+	}
+	return b.String(), true
+}
+
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 33 || s[i] > 126 {
+			return false
+		}
+	}
+	return true
+}
+
+// needsUTF8 reports whether the envelope itself cannot go without SMTPUTF8.
+// (Postfix also looks at the headers; the envelope is what we know here.)
+func needsUTF8(d *transport.Delivery) bool {
+	nonASCII := func(s string) bool {
+		for i := 0; i < len(s); i++ {
+			if s[i] >= 0x80 {
+				return true
+			}
+		}
+		return false
+	}
+	if nonASCII(d.Sender) {
+		return true
+	}
+	for _, r := range d.Recipients {
+		if nonASCII(r.Address) {
+			return true
+		}
+	}
+	return false
+}
