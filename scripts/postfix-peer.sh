@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# postfix-peer.sh start|stop DIR [PORT RELAYHOST] — a throwaway private Postfix instance as a test/benchmark peer.
+#
+# start DIR PORT RELAYHOST: builds DIR/etc (main.cf + a copy of the system master.cf), DIR/queue and DIR/data,
+#        starts `postfix -c DIR/etc start-fg` in the background (its maillog goes to DIR/maillog, its pid to DIR/pid)
+#        and returns once smtpd accepts connections on 127.0.0.1:PORT. It relays every message to RELAYHOST
+#        (e.g. "[127.0.0.1]:2526"). Extra main.cf lines may be given in $POSTFIX_PEER_EXTRA_MAIN_CF.
+# stop DIR: stops that instance and waits until its master has exited. Stopping a stopped instance is fine.
+#
+# Both internal/peers (Go tests) and scripts/bench.sh use this script, so the Postfix set-up lives only here.
+# Everything not needed to make a private instance work stays at Postfix's defaults: the benchmark compares
+# sqlmta against Postfix as shipped, not against a tuned Postfix.
+set -euo pipefail
+
+die() { echo "postfix-peer.sh: $*" >&2; exit 1; }
+
+# port_open succeeds when something accepts TCP connections on 127.0.0.1:$1.
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# master_alive succeeds while the start-fg process recorded in DIR/pid runs.
+master_alive() { [ -s "$1/pid" ] && kill -0 "$(cat "$1/pid")" 2>/dev/null; }
+
+start() {
+	local dir="$1" port="$2" relayhost="$3"
+	[ "$(id -u)" -eq 0 ] || die "a private Postfix instance must be started as root"
+	command -v postfix >/dev/null 2>&1 || [ -x /usr/sbin/postfix ] || die "postfix is not installed"
+	export PATH="$PATH:/usr/sbin"
+	if port_open "$port"; then die "127.0.0.1:$port is already in use"; fi
+
+	mkdir -p "$dir/etc" "$dir/queue" "$dir/data"
+	dir="$(cd "$dir" && pwd)"
+	# Postfix refuses a queue or data directory that its mail_owner cannot reach.
+	chmod 755 "$dir" "$dir/etc"
+	chown root: "$dir/queue" && chmod 755 "$dir/queue"
+	chown postfix: "$dir/data" && chmod 700 "$dir/data"
+	# master opens its lock file in data_directory as mail_owner, so every parent must be searchable by it.
+	runuser -u postfix -- test -x "$dir/data" || die "$dir is not reachable by user postfix (a parent is not mode 755?)"
+
+	cat >"$dir/etc/main.cf" <<-EOF
+		# Private Postfix peer written by scripts/postfix-peer.sh; defaults everywhere else.
+		compatibility_level = 3.6
+		myhostname = postfix-peer.localdomain
+		mydestination =
+		relayhost = $relayhost
+		mynetworks = 127.0.0.0/8
+		inet_interfaces = loopback-only
+		queue_directory = $dir/queue
+		data_directory = $dir/data
+		# No syslog here; start-fg plus /dev/stdout puts the log in DIR/maillog.
+		maillog_file = /dev/stdout
+		# No local delivery happens, so skip the system alias database (which may not exist).
+		alias_maps =
+		alias_database =
+		${POSTFIX_PEER_EXTRA_MAIN_CF:-}
+	EOF
+
+	# The system master.cf with smtpd moved to our port. Debian's copy runs services chrooted in the queue
+	# directory, which needs /etc files copied in; a throwaway instance runs them unchrooted instead.
+	awk -v listen="127.0.0.1:$port" '
+		/^[#[:space:]]/ || NF < 8 { print; next }
+		$1 == "smtp" && $2 == "inet" { print listen "\tinet\tn\t-\tn\t-\t-\tsmtpd"; next }
+		$2 == "inet" { print "#" $0; next }   # no other listeners (submission etc.) on shared ports
+		{ $5 = "n"; print }
+	' /etc/postfix/master.cf >"$dir/etc/master.cf"
+
+	# setsid: the instance outlives this script and must not share the caller's terminal signals.
+	setsid postfix -c "$dir/etc" start-fg </dev/null >>"$dir/maillog" 2>&1 &
+	echo $! >"$dir/pid"
+
+	local i
+	for i in $(seq 1 300); do
+		if port_open "$port"; then return 0; fi
+		master_alive "$dir" || die "postfix exited during start: $(tail -n 20 "$dir/maillog")"
+		sleep 0.1
+	done
+	die "postfix does not listen on 127.0.0.1:$port after 30 s: $(tail -n 20 "$dir/maillog")"
+}
+
+stop() {
+	local dir="$1"
+	[ -d "$dir/etc" ] || return 0
+	export PATH="$PATH:/usr/sbin"
+	postfix -c "$dir/etc" stop >/dev/null 2>&1 || true
+	local i
+	for i in $(seq 1 300); do
+		master_alive "$dir" || return 0
+		sleep 0.1
+	done
+	postfix -c "$dir/etc" abort >/dev/null 2>&1 || true
+	kill -KILL "$(cat "$dir/pid")" 2>/dev/null || true
+	die "postfix in $dir did not stop within 30 s; killed"
+}
+
+case "${1:-}" in
+start) [ $# -eq 4 ] || die "usage: $0 start DIR PORT RELAYHOST"; start "$2" "$3" "$4" ;;
+stop) [ $# -eq 2 ] || die "usage: $0 stop DIR"; stop "$2" ;;
+*) die "usage: $0 start DIR PORT RELAYHOST | stop DIR" ;;
+esac
