@@ -1,0 +1,336 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	gosmtp "github.com/emersion/go-smtp"
+
+	"sqlmta/internal/peers"
+	"sqlmta/internal/testdb"
+	"sqlmta/store/open"
+)
+
+// mtadBin is the real binary under test, built once in TestMain.
+var mtadBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "mtad-e2e")
+	if err != nil {
+		panic(err)
+	}
+	mtadBin = filepath.Join(dir, "mtad")
+	out, err := exec.Command("go", "build", "-o", mtadBin, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build mtad: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// daemon is one running mtad process.
+type daemon struct {
+	t       *testing.T
+	dir     string
+	addr    string
+	cmd     *exec.Cmd
+	logPath string
+	exited  chan error
+}
+
+// startDaemon writes main.cf (base settings plus extra lines) and master.cf
+// into a new directory and starts mtad on a free loopback port.
+func startDaemon(t *testing.T, dbURL string, extra ...string) *daemon {
+	t.Helper()
+	dir := t.TempDir()
+	port := peers.FreePort(t)
+	d := &daemon{t: t, dir: dir, addr: fmt.Sprintf("127.0.0.1:%d", port), logPath: filepath.Join(dir, "maillog")}
+	mainCf := []string{
+		"compatibility_level = 3.6",
+		"myhostname = mx.test.example",
+		"mydestination =",
+		"virtual_mailbox_domains = localhost",
+		"virtual_mailbox_base = " + filepath.Join(dir, "mail"),
+		"mynetworks = 127.0.0.0/8",
+		"smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination",
+		"data_directory = " + filepath.Join(dir, "data"),
+		"maillog_file = " + d.logPath,
+		"database_url = " + dbURL,
+		"qmgr_poll_interval = 1s",
+	}
+	mainCf = append(mainCf, extra...)
+	write(t, filepath.Join(dir, "main.cf"), strings.Join(mainCf, "\n")+"\n")
+	write(t, filepath.Join(dir, "master.cf"), d.addr+" inet n - n - - smtpd\n")
+	d.start()
+	t.Cleanup(func() { d.stop() })
+	return d
+}
+
+func (d *daemon) start() {
+	d.cmd = exec.Command(mtadBin, "-c", d.dir)
+	stderr, err := os.Create(filepath.Join(d.dir, "stderr"))
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	d.cmd.Stderr = stderr
+	if err := d.cmd.Start(); err != nil {
+		d.t.Fatal(err)
+	}
+	d.exited = make(chan error, 1)
+	go func() { d.exited <- d.cmd.Wait(); stderr.Close() }()
+	peers.WaitFor(d.t, 30*time.Second, func() bool {
+		select {
+		case err := <-d.exited:
+			d.exited <- err
+			return true
+		default:
+		}
+		c, err := net.Dial("tcp", d.addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}, "mtad to listen on "+d.addr)
+	select {
+	case err := <-d.exited:
+		out, _ := os.ReadFile(filepath.Join(d.dir, "stderr"))
+		d.t.Fatalf("mtad exited at start: %v\n%s", err, out)
+	default:
+	}
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (d *daemon) stop() {
+	if d.cmd == nil {
+		return
+	}
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-d.exited:
+		if err != nil {
+			out, _ := os.ReadFile(filepath.Join(d.dir, "stderr"))
+			d.t.Errorf("mtad exit after SIGTERM: %v\n%s", err, out)
+		}
+	case <-time.After(60 * time.Second):
+		_ = d.cmd.Process.Kill()
+		d.t.Errorf("mtad did not stop within 60s of SIGTERM")
+	}
+	d.cmd = nil
+}
+
+func (d *daemon) maillog() string {
+	b, _ := os.ReadFile(d.logPath)
+	return string(b)
+}
+
+// sendMail sends one message with go-smtp's client, without STARTTLS
+// (gosmtp.SendMail insists on it).
+func sendMail(addr, from string, to []string, body io.Reader) error {
+	c, err := gosmtp.Dial(addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.Hello("client.example.org"); err != nil {
+		return err
+	}
+	if err := c.SendMail(from, to, body); err != nil {
+		return err
+	}
+	return c.Quit()
+}
+
+func write(t *testing.T, path, s string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// databases runs f once per database, each with a fresh database.
+func databases(t *testing.T, f func(t *testing.T, url string)) {
+	t.Run("sqlite", func(t *testing.T) { f(t, testdb.SQLiteURL(t)) })
+	t.Run("postgres", func(t *testing.T) { f(t, testdb.PostgresURL(t)) })
+	t.Run("mysql", func(t *testing.T) { f(t, testdb.MySQLURL(t)) })
+}
+
+// TestDeliverToMaildir sends one message with a real client and finds it in
+// the Maildir with the headers cleanup adds.
+func TestDeliverToMaildir(t *testing.T) {
+	databases(t, func(t *testing.T, url string) {
+		d := startDaemon(t, url)
+		body := "Subject: hello\r\n\r\nfirst line\r\n.leading dot\r\n"
+		if err := sendMail(d.addr, "bob@example.org", []string{"Alice@localhost"}, strings.NewReader(body)); err != nil {
+			t.Fatalf("send: %v", err)
+		}
+		newDir := filepath.Join(d.dir, "mail", "alice", "Maildir", "new")
+		var files []os.DirEntry
+		peers.WaitFor(t, 30*time.Second, func() bool {
+			files, _ = os.ReadDir(newDir)
+			return len(files) == 1
+		}, "one message in "+newDir)
+		got, err := os.ReadFile(filepath.Join(newDir, files[0].Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg := string(got)
+		for _, re := range []string{
+			`(?m)^Return-Path: <bob@example.org>$`,
+			`(?m)^Delivered-To: alice@localhost$`,
+			`(?m)^Received: from [^\n]+\(localhost \[127\.0\.0\.1\]\)\n\tby mx\.test\.example \(Postfix\) with ESMTP id [0-9A-F]+\n\tfor <Alice@localhost>; `,
+			`(?m)^Message-Id: <\d{14}\.[0-9A-F]+@mx\.test\.example>$`,
+			`(?m)^Date: `,
+			`(?m)^From: bob@example.org$`,
+			`(?m)^Subject: hello$`,
+			`\n\nfirst line\n\.leading dot\n$`,
+		} {
+			if !regexp.MustCompile(re).MatchString(msg) {
+				t.Errorf("message lacks %s:\n%s", re, msg)
+			}
+		}
+		if strings.Contains(msg, "\r") {
+			t.Errorf("Maildir file has CR line ends")
+		}
+		log := d.maillog()
+		for _, re := range []string{
+			`postfix/smtpd\[\d+\]: connect from localhost\[127\.0\.0\.1\]`,
+			`postfix/smtpd\[\d+\]: [0-9A-F]+: client=localhost\[127\.0\.0\.1\]`,
+			`postfix/cleanup\[\d+\]: [0-9A-F]+: message-id=<`,
+			`postfix/qmgr\[\d+\]: [0-9A-F]+: from=<bob@example\.org>, size=\d+, nrcpt=1 \(queue active\)`,
+			`postfix/virtual\[\d+\]: [0-9A-F]+: to=<Alice@localhost>, relay=virtual, delay=[\d.]+, delays=[\d.]+/[\d.]+/[\d.]+/[\d.]+, dsn=2\.0\.0, status=sent \(delivered to maildir\)`,
+			`postfix/qmgr\[\d+\]: [0-9A-F]+: removed`,
+		} {
+			if !regexp.MustCompile(re).MatchString(log) {
+				t.Errorf("maillog lacks %s:\n%s", re, log)
+			}
+		}
+	})
+}
+
+// TestRelayThroughSink relays 1,000 messages from Postfix's smtp-source
+// through mtad into smtp-sink; then stops the sink, sees recipients
+// deferred with a reason, restarts it and sees them delivered after the
+// backoff.
+func TestRelayThroughSink(t *testing.T) {
+	databases(t, func(t *testing.T, url string) {
+		sink := peers.StartSink(t, peers.SinkOptions{})
+		d := startDaemon(t, url,
+			fmt.Sprintf("relayhost = [127.0.0.1]:%d", sink.Port()),
+			"minimal_backoff_time = 2s",
+			"maximal_backoff_time = 4s",
+		)
+		const n = 1000
+		peers.RunSource(t, d.addr, "-s", "10", "-m", fmt.Sprint(n), "-l", "1000",
+			"-f", "sender@example.org", "-t", "rcpt@example.net")
+		peers.WaitFor(t, 120*time.Second, func() bool { return sink.Count() >= n }, "1000 messages at the sink")
+		if got := sink.Count(); got != n {
+			t.Fatalf("sink got %d messages, want %d", got, n)
+		}
+
+		sink.Stop()
+		const m = 10
+		peers.RunSource(t, d.addr, "-s", "2", "-m", fmt.Sprint(m), "-l", "500",
+			"-f", "sender@example.org", "-t", "later@example.net")
+		deferred := regexp.MustCompile(`smtp\[\d+\]: ([0-9A-F]+): to=<later@example\.net>, relay=none, delay=[\d.]+, delays=[\d./]+, dsn=4\.4\.1, status=deferred \(connect to 127\.0\.0\.1\[127\.0\.0\.1\]:\d+: Connection refused\)`)
+		var ids []string
+		peers.WaitFor(t, 60*time.Second, func() bool {
+			ids = uniqueIDs(deferred.FindAllStringSubmatch(d.maillog(), -1))
+			return len(ids) >= m
+		}, "10 deferrals in the maillog")
+
+		st, err := open.Open(context.Background(), url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		for _, id := range ids {
+			msg, err := st.MessageGet(context.Background(), id)
+			if err != nil {
+				t.Fatalf("MessageGet(%s): %v", id, err)
+			}
+			r := msg.Recipients[0]
+			if r.State != "deferred" || r.Attempts < 1 || !strings.Contains(r.LastReason, "Connection refused") {
+				t.Errorf("%s: recipient state=%s attempts=%d reason=%q", id, r.State, r.Attempts, r.LastReason)
+			}
+		}
+
+		sink.Start()
+		peers.WaitFor(t, 60*time.Second, func() bool { return sink.Count() >= n+m }, "the deferred messages at the sink")
+		if got := sink.Count(); got != n+m {
+			t.Fatalf("sink got %d messages, want %d", got, n+m)
+		}
+		peers.WaitFor(t, 30*time.Second, func() bool {
+			log := d.maillog()
+			for _, id := range ids {
+				if !strings.Contains(log, id+": removed") {
+					return false
+				}
+			}
+			return true
+		}, "every deferred message removed after delivery")
+	})
+}
+
+func uniqueIDs(matches [][]string) []string {
+	seen := map[string]bool{}
+	var ids []string
+	for _, m := range matches {
+		if !seen[m[1]] {
+			seen[m[1]] = true
+			ids = append(ids, m[1])
+		}
+	}
+	return ids
+}
+
+// TestRestartKeepsQueue checks that mtad exits cleanly on SIGTERM and that
+// deferred mail stays queued, with its state, across a restart.
+func TestRestartKeepsQueue(t *testing.T) {
+	databases(t, func(t *testing.T, url string) {
+		// Nothing listens at the relayhost, so accepted mail stays deferred.
+		dead := peers.FreePort(t)
+		d := startDaemon(t, url, fmt.Sprintf("relayhost = [127.0.0.1]:%d", dead), "minimal_backoff_time = 1h")
+		if err := sendMail(d.addr, "a@example.org", []string{"b@example.net"}, strings.NewReader("Subject: x\r\n\r\nbody\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		idRe := regexp.MustCompile(`([0-9A-F]+): to=<b@example\.net>.*status=deferred`)
+		var id string
+		peers.WaitFor(t, 30*time.Second, func() bool {
+			m := idRe.FindStringSubmatch(d.maillog())
+			if m != nil {
+				id = m[1]
+			}
+			return m != nil
+		}, "a deferral")
+		d.stop()
+		d.start()
+		st, err := open.Open(context.Background(), url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		msg, err := st.MessageGet(context.Background(), id)
+		if err != nil {
+			t.Fatalf("after restart: %v", err)
+		}
+		if len(msg.Recipients) != 1 || msg.Recipients[0].State != "deferred" {
+			t.Errorf("after restart: %+v", msg.Recipients)
+		}
+		if !strings.Contains(d.maillog(), "terminating on signal 15") {
+			t.Errorf("no drain line in maillog")
+		}
+	})
+}
+

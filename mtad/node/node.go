@@ -1,0 +1,385 @@
+// Package node wires one mtad node from its configuration: store, cleanup,
+// qmgr, transports and the smtpd listeners of master.cf. cmd/mtad only parses
+// flags and handles signals; tests drive the real binary.
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"sqlmta/config"
+	"sqlmta/mtad/bounce"
+	"sqlmta/mtad/cleanup"
+	"sqlmta/mtad/maillog"
+	"sqlmta/mtad/matchlist"
+	"sqlmta/mtad/qmgr"
+	"sqlmta/mtad/rewrite"
+	"sqlmta/mtad/smtpd"
+	"sqlmta/mtad/transport"
+	"sqlmta/mtad/transport/maildir"
+	smtptransport "sqlmta/mtad/transport/smtp"
+	"sqlmta/store"
+	"sqlmta/store/open"
+)
+
+// Options are the daemon's command-line choices.
+type Options struct {
+	ConfigDir string
+	NoMigrate bool      // do not apply pending migrations at start
+	Stderr    io.Writer // where the mail log goes when maillog_file is unset
+}
+
+// Node is one running mtad.
+type Node struct {
+	opts     Options
+	cfg      *config.Config
+	log      *maillog.Logger
+	logFile  io.Closer
+	st       store.Store
+	qmgr     *qmgr.Qmgr
+	smtpTr   *smtptransport.Transport
+	servers  []*smtpd.Server
+	services []config.Service
+	cleanup  *cleanup.Cleanup
+
+	qmgrDone chan error
+	cancel   context.CancelFunc
+	serveWG  sync.WaitGroup
+}
+
+// Start loads the configuration, migrates and opens the store, binds every
+// listener and starts the qmgr. It returns once the node accepts mail.
+func Start(ctx context.Context, opts Options) (*Node, error) {
+	if opts.Stderr == nil {
+		opts.Stderr = os.Stderr
+	}
+	cfg, err := config.Load(opts.ConfigDir)
+	if err != nil {
+		return nil, err
+	}
+	if err := cfg.Check(); err != nil {
+		return nil, err
+	}
+	n := &Node{opts: opts, cfg: cfg}
+	var logW io.Writer = opts.Stderr
+	if path := cfg.Get("maillog_file"); path != "" && path != "/dev/stderr" {
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+		if err != nil {
+			return nil, fmt.Errorf("maillog_file: %w", err)
+		}
+		logW, n.logFile = f, f
+	}
+	n.log = maillog.New(logW, cfg.Get("myhostname"), cfg.Get("syslog_name"))
+	for _, w := range cfg.Warnings() {
+		n.log.Printf("postfix", "warning: %s", w)
+	}
+
+	dbURL := cfg.Get("database_url")
+	if strings.HasPrefix(dbURL, "sqlite:") {
+		if err := os.MkdirAll(cfg.Get("data_directory"), 0o700); err != nil {
+			return nil, fmt.Errorf("data_directory: %w", err)
+		}
+	}
+	if !opts.NoMigrate {
+		if err := open.Migrate(ctx, dbURL); err != nil {
+			return nil, fmt.Errorf("migrate %s: %w", redact(dbURL), err)
+		}
+	}
+	n.st, err = open.Open(ctx, dbURL)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", redact(dbURL), err)
+	}
+	if err := n.build(); err != nil {
+		n.st.Close()
+		return nil, err
+	}
+	var lns []net.Listener
+	for _, svc := range n.services {
+		ln, err := net.Listen("tcp", svc.Listen)
+		if err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			n.st.Close()
+			return nil, fmt.Errorf("service %s: %w", svc.Name, err)
+		}
+		lns = append(lns, ln)
+	}
+	qctx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	n.qmgrDone = make(chan error, 1)
+	go func() { n.qmgrDone <- n.qmgr.Run(qctx) }()
+	for i, ln := range lns {
+		srv := n.servers[i]
+		n.serveWG.Add(1)
+		go func() {
+			defer n.serveWG.Done()
+			_ = srv.Serve(ln)
+		}()
+		n.log.Printf("master", "daemon started -- service %s listening on %s", n.services[i].Name, ln.Addr())
+	}
+	return n, nil
+}
+
+// build makes every stage from n.cfg.
+func (n *Node) build() error {
+	cfg := n.cfg
+	var errs []error
+	get := func(name string) string { return cfg.Get(name) }
+	dur := func(name string) time.Duration {
+		d, err := cfg.Duration(name)
+		errs = append(errs, err)
+		return d
+	}
+	num := func(name string) int {
+		v, err := cfg.Int(name)
+		errs = append(errs, err)
+		return v
+	}
+	boolean := func(name string) bool {
+		v, err := cfg.Bool(name)
+		errs = append(errs, err)
+		return v
+	}
+	size := func(name string) int64 {
+		v, err := cfg.Size(name)
+		errs = append(errs, err)
+		return v
+	}
+	res, err := newResolver(cfg)
+	if err != nil {
+		return err
+	}
+	hostname := get("myhostname")
+	n.cleanup = cleanup.New(cleanup.Config{
+		Hostname:         hostname,
+		MailName:         get("mail_name"),
+		HeaderSizeLimit:  num("header_size_limit"),
+		AlwaysAddMissing: boolean("always_add_missing_headers"),
+		LocalAddrs:       interfaceAddrs(),
+		Qualify:          res.Qualify,
+	}, n.st, n.log)
+
+	n.smtpTr = smtptransport.New(smtptransport.Config{
+		HeloName:        get("smtp_helo_name"),
+		ConnectTimeout:  dur("smtp_connect_timeout"),
+		HeloTimeout:     dur("smtp_helo_timeout"),
+		DataDoneTimeout: dur("smtp_data_done_timeout"),
+		IdleTimeout:     dur("smtp_connection_cache_time_limit"),
+		MXAddressLimit:  num("smtp_mx_address_limit"),
+		MXSessionLimit:  num("smtp_mx_session_limit"),
+		// Only "may" so far: STARTTLS when offered, unverified.
+		TLS: get("smtp_tls_security_level") == "may",
+	})
+	transports := map[string]transport.Transport{
+		"smtp":    n.smtpTr,
+		"relay":   n.smtpTr,
+		"virtual": maildir.New(maildir.Config{Mailbox: maildir.VirtualMailbox(get("virtual_mailbox_base")), Relay: "virtual", Hostname: hostname}),
+		"local":   maildir.New(maildir.Config{Mailbox: maildir.LocalMailbox(get("home_mailbox")), Relay: "local", Hostname: hostname}),
+	}
+	b := &bounce.Bouncer{
+		Hostname:  hostname,
+		SizeLimit: size("bounce_size_limit"),
+		Store:     n.st,
+		Submit:    n.cleanup,
+		Log:       n.log,
+	}
+	n.qmgr = qmgr.New(qmgr.Config{
+		Owner:            nodeName(hostname),
+		BatchSize:        num("qmgr_claim_batch_size"),
+		Lease:            dur("qmgr_lease_time"),
+		PollInterval:     dur("qmgr_poll_interval"),
+		MinBackoff:       dur("minimal_backoff_time"),
+		MaxBackoff:       dur("maximal_backoff_time"),
+		MaxQueueLifetime: dur("maximal_queue_lifetime"),
+		ProcessLimit:     num("default_process_limit"),
+		DestConcurrency:  num("default_destination_concurrency_limit"),
+		RecipientLimit:   num("default_destination_recipient_limit"),
+	}, n.st, res.Resolve, transports, n.log, b)
+	n.cleanup.Enqueued = n.qmgr.Wake
+
+	services, err := config.LoadMaster(n.opts.ConfigDir)
+	if err != nil {
+		return err
+	}
+	if len(services) == 0 {
+		services = []config.Service{{Name: "smtp", Listen: ":25"}}
+	}
+	n.services = services
+	for _, svc := range services {
+		scfg, err := n.smtpdConfig(cfg.With(svc.Overrides), res)
+		if err != nil {
+			return fmt.Errorf("service %s: %w", svc.Name, err)
+		}
+		srv, err := smtpd.New(scfg)
+		if err != nil {
+			return fmt.Errorf("service %s: %w", svc.Name, err)
+		}
+		n.servers = append(n.servers, srv)
+	}
+	return errors.Join(errs...)
+}
+
+// newResolver reads trivial-rewrite's parameters.
+func newResolver(cfg *config.Config) (*rewrite.Resolver, error) {
+	var errs []error
+	domains := func(name string, sub bool) *matchlist.Domains {
+		d, err := matchlist.ParseDomains(cfg.List(name), sub)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		}
+		return d
+	}
+	subdomains := strings.Contains(cfg.Get("parent_domain_matches_subdomains"), "relay_domains")
+	return &rewrite.Resolver{
+		MyDestination:         domains("mydestination", false),
+		VirtualMailboxDomains: domains("virtual_mailbox_domains", false),
+		RelayDomains:          domains("relay_domains", subdomains),
+		LocalTransport:        cfg.Get("local_transport"),
+		VirtualTransport:      cfg.Get("virtual_transport"),
+		RelayTransport:        cfg.Get("relay_transport"),
+		DefaultTransport:      cfg.Get("default_transport"),
+		Relayhost:             cfg.Get("relayhost"),
+		MyOrigin:              cfg.Get("myorigin"),
+	}, errors.Join(errs...)
+}
+
+// smtpdConfig reads smtpd's parameters from cfg (main.cf plus a service's
+// -o overrides).
+func (n *Node) smtpdConfig(cfg *config.Config, res *rewrite.Resolver) (smtpd.Config, error) {
+	var errs []error
+	must := func(err error) { errs = append(errs, err) }
+	c := smtpd.Config{
+		Hostname:              cfg.Get("myhostname"),
+		Banner:                cfg.Get("smtpd_banner"),
+		// Non-nil even when empty: smtpd reads nil as "the default list".
+		RelayRestrictions:     append([]string{}, cfg.List("smtpd_relay_restrictions")...),
+		RecipientRestrictions: append([]string{}, cfg.List("smtpd_recipient_restrictions")...),
+		AuthDestination:       res.AuthDestination,
+		SpoolDir:              cfg.Get("data_directory"),
+		Log:                   n.log,
+		Submitter:             n.cleanup,
+	}
+	var err error
+	c.MessageSizeLimit, err = cfg.Size("message_size_limit")
+	must(err)
+	c.RecipientLimit, err = cfg.Int("smtpd_recipient_limit")
+	must(err)
+	c.HeloRequired, err = cfg.Bool("smtpd_helo_required")
+	must(err)
+	c.ErrorSleep, err = cfg.Duration("smtpd_error_sleep_time")
+	must(err)
+	c.SoftErrorLimit, err = cfg.Int("smtpd_soft_error_limit")
+	must(err)
+	c.HardErrorLimit, err = cfg.Int("smtpd_hard_error_limit")
+	must(err)
+	c.Timeout, err = cfg.Duration("smtpd_timeout")
+	must(err)
+	c.LineLengthLimit, err = cfg.Int("line_length_limit")
+	must(err)
+	c.MyNetworks, err = matchlist.ParseNetworks(cfg.List("mynetworks"))
+	if err != nil {
+		must(fmt.Errorf("mynetworks: %w", err))
+	}
+	return c, errors.Join(errs...)
+}
+
+// Reload re-reads main.cf and master.cf's overrides for SIGHUP: new SMTP
+// sessions use the new settings; connections are not dropped. Listeners,
+// the database and the qmgr keep their start-up settings.
+func (n *Node) Reload() error {
+	cfg, err := config.Load(n.opts.ConfigDir)
+	if err != nil {
+		return err
+	}
+	if err := cfg.Check(); err != nil {
+		return err
+	}
+	res, err := newResolver(cfg)
+	if err != nil {
+		return err
+	}
+	var cfgs []smtpd.Config
+	for _, svc := range n.services {
+		c, err := n.smtpdConfig(cfg.With(svc.Overrides), res)
+		if err != nil {
+			return fmt.Errorf("service %s: %w", svc.Name, err)
+		}
+		cfgs = append(cfgs, c)
+	}
+	for i, srv := range n.servers {
+		if err := srv.SetConfig(cfgs[i]); err != nil {
+			return fmt.Errorf("service %s: %w", n.services[i].Name, err)
+		}
+	}
+	n.log.Printf("master", "reload -- configuration %s", n.opts.ConfigDir)
+	return nil
+}
+
+// Stop drains the node: listeners close, SMTP sessions get until ctx's
+// deadline to finish, the qmgr releases unstarted work and lets running
+// deliveries finish, and the store closes.
+func (n *Node) Stop(ctx context.Context) error {
+	var errs []error
+	for _, srv := range n.servers {
+		errs = append(errs, srv.Shutdown(ctx))
+	}
+	n.serveWG.Wait()
+	n.cancel()
+	errs = append(errs, <-n.qmgrDone)
+	n.smtpTr.Close()
+	errs = append(errs, n.st.Close())
+	n.log.Printf("master", "terminating on signal 15")
+	if n.logFile != nil {
+		n.logFile.Close()
+	}
+	return errors.Join(errs...)
+}
+
+// Store is the node's store (for tests and tools).
+func (n *Node) Store() store.Store { return n.st }
+
+// nodeName is the lease owner: host, pid and a random part, so that a node
+// restarted with the same pid never takes over a dead one's leases early.
+func nodeName(host string) string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+}
+
+func interfaceAddrs() []netip.Addr {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	var out []netip.Addr
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil {
+			out = append(out, p.Addr().Unmap())
+		}
+	}
+	return out
+}
+
+// redact hides a password in a database URL for error messages.
+func redact(u string) string {
+	if i := strings.Index(u, "://"); i >= 0 {
+		rest := u[i+3:]
+		if at := strings.LastIndexByte(rest, '@'); at >= 0 {
+			if c := strings.IndexByte(rest[:at], ':'); c >= 0 {
+				return u[:i+3] + rest[:c] + ":xxx" + rest[at:]
+			}
+		}
+	}
+	return u
+}

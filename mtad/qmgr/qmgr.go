@@ -1,0 +1,401 @@
+// Package qmgr is the queue manager that runs in every node. It claims due
+// recipients from the shared queue in batches sized by its free delivery
+// slots (SKIP LOCKED plus a lease, in one short transaction), groups them per
+// message and destination, hands each group to a transport, and records the
+// outcomes in batches. No transaction is open while a delivery runs; a node
+// that dies loses nothing, since its leases expire and any node claims the
+// work again.
+package qmgr
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"sqlmta/mtad/maillog"
+	"sqlmta/mtad/rewrite"
+	"sqlmta/mtad/transport"
+	"sqlmta/store"
+)
+
+// Config holds the qmgr's parameters.
+type Config struct {
+	Owner            string        // lease owner: unique per running node
+	BatchSize        int           // qmgr_claim_batch_size: most recipients per claim
+	Lease            time.Duration // qmgr_lease_time
+	PollInterval     time.Duration // qmgr_poll_interval: longest sleep without a wake-up
+	MinBackoff       time.Duration // minimal_backoff_time
+	MaxBackoff       time.Duration // maximal_backoff_time
+	MaxQueueLifetime time.Duration // maximal_queue_lifetime
+	ProcessLimit     int           // default_process_limit: deliveries at once (running or waiting for their destination)
+	DestConcurrency  int           // default_destination_concurrency_limit
+	RecipientLimit   int           // default_destination_recipient_limit: recipients per delivery
+	DrainTimeout     time.Duration // how long a stopping node lets running deliveries finish
+}
+
+// Bouncer returns undeliverable mail to its sender. It must have made the
+// notice durable (or decided none is due) before it returns nil; on error the
+// recipients are deferred instead, so nothing is lost.
+type Bouncer interface {
+	Bounce(ctx context.Context, rcpts []store.ClaimedRecipient, reasons []transport.Result) error
+}
+
+// Qmgr is one node's queue manager.
+type Qmgr struct {
+	cfg        Config
+	st         store.Store
+	resolve    func(addr string) rewrite.Result
+	transports map[string]transport.Transport
+	log        *maillog.Logger
+	bouncer    Bouncer
+	now        func() time.Time
+
+	wake chan struct{}
+
+	mu       sync.Mutex
+	slots    int              // claimed deliveries not yet finished (running or pending)
+	dests    map[string]*dest // per-destination concurrency
+	slotFree chan struct{}
+
+	done    chan outcome
+	running sync.WaitGroup
+}
+
+type dest struct {
+	active  int
+	pending []*job
+}
+
+// job is one delivery: recipients of one message for one transport+nexthop.
+type job struct {
+	transport string
+	destKey   string
+	rcpts     []store.ClaimedRecipient
+	delivery  *transport.Delivery
+	claimedAt time.Time
+}
+
+type outcome struct {
+	rcpt   store.ClaimedRecipient
+	result transport.Result
+}
+
+// New returns a Qmgr. transports maps transport names (smtp, relay, local,
+// virtual, …) to their implementations.
+func New(cfg Config, st store.Store, resolve func(string) rewrite.Result, transports map[string]transport.Transport, log *maillog.Logger, b Bouncer) *Qmgr {
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 256
+	}
+	if cfg.ProcessLimit <= 0 {
+		cfg.ProcessLimit = 100
+	}
+	if cfg.DestConcurrency <= 0 {
+		cfg.DestConcurrency = 20
+	}
+	if cfg.RecipientLimit <= 0 {
+		cfg.RecipientLimit = 50
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = time.Second
+	}
+	if cfg.Lease <= 0 {
+		cfg.Lease = 300 * time.Second
+	}
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout = 30 * time.Second
+	}
+	return &Qmgr{
+		cfg: cfg, st: st, resolve: resolve, transports: transports, log: log, bouncer: b,
+		now:      time.Now,
+		wake:     make(chan struct{}, 1),
+		slotFree: make(chan struct{}, 1),
+		dests:    map[string]*dest{},
+		done:     make(chan outcome, 1024),
+	}
+}
+
+// Wake tells the qmgr that new mail is due (a local enqueue). It never blocks;
+// wake-ups coalesce.
+func (q *Qmgr) Wake() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run claims and delivers until ctx is cancelled, then drains: claimed work
+// that has not started is released, running deliveries get DrainTimeout to
+// finish, and every outcome is recorded before Run returns.
+func (q *Qmgr) Run(ctx context.Context) error {
+	deliverCtx, cancelDeliveries := context.WithCancel(context.Background())
+	defer cancelDeliveries()
+	recorded := make(chan struct{})
+	go func() {
+		q.recorder()
+		close(recorded)
+	}()
+
+	for ctx.Err() == nil {
+		free := q.freeSlots()
+		if free == 0 {
+			select {
+			case <-q.slotFree:
+			case <-ctx.Done():
+			}
+			continue
+		}
+		limit := min(free, q.cfg.BatchSize)
+		now := q.now()
+		rcpts, err := q.st.RecipientsClaim(ctx, store.ClaimParams{Owner: q.cfg.Owner, Limit: limit, Lease: q.cfg.Lease, Now: now})
+		if err != nil {
+			if ctx.Err() == nil {
+				q.log.Printf("qmgr", "warning: claim recipients: %v", err)
+				q.sleep(ctx, q.cfg.PollInterval)
+			}
+			continue
+		}
+		if len(rcpts) > 0 {
+			q.dispatch(deliverCtx, rcpts, now)
+		}
+		if len(rcpts) == limit {
+			continue // more may be due right now
+		}
+		q.sleep(ctx, q.untilNextDue(ctx))
+	}
+
+	// Drain.
+	q.releasePending()
+	waited := make(chan struct{})
+	go func() { q.running.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-time.After(q.cfg.DrainTimeout):
+		cancelDeliveries()
+		<-waited
+	}
+	close(q.done)
+	<-recorded
+	return nil
+}
+
+func (q *Qmgr) freeSlots() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.cfg.ProcessLimit - q.slots
+}
+
+// untilNextDue is how long to sleep when no work was due: until the next
+// deferred recipient is due, bounded by the poll interval (other nodes may
+// enqueue without waking us).
+func (q *Qmgr) untilNextDue(ctx context.Context) time.Duration {
+	d := q.cfg.PollInterval
+	t, ok, err := q.st.NextDue(ctx)
+	if err == nil && ok {
+		if until := t.Sub(q.now()); until < d {
+			d = max(until, 10*time.Millisecond)
+		}
+	}
+	return d
+}
+
+func (q *Qmgr) sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-q.wake:
+	case <-ctx.Done():
+	}
+}
+
+// dispatch groups claimed recipients into deliveries and starts them, each
+// within its destination's concurrency limit.
+func (q *Qmgr) dispatch(ctx context.Context, rcpts []store.ClaimedRecipient, claimedAt time.Time) {
+	var jobs []*job
+	byKey := map[string]*job{}
+	logged := map[string]bool{}
+	for _, r := range rcpts {
+		if !logged[r.QueueID] {
+			logged[r.QueueID] = true
+			q.log.Printf("qmgr", "%s: from=<%s>, size=%d, nrcpt=%d (queue active)", r.QueueID, r.Sender, r.Size, r.NRcpt)
+		}
+		res := q.resolve(r.Address)
+		key := r.QueueID + "\x00" + res.Transport + "\x00" + res.Nexthop
+		j := byKey[key]
+		if j == nil || len(j.rcpts) >= q.cfg.RecipientLimit {
+			j = &job{
+				transport: res.Transport,
+				destKey:   res.Transport + ":" + res.Nexthop,
+				claimedAt: claimedAt,
+				delivery: &transport.Delivery{
+					QueueID: r.QueueID, Sender: r.Sender, Nexthop: res.Nexthop, Size: r.Size, Arrival: r.Arrival,
+					Open: q.opener(r.QueueID),
+				},
+			}
+			byKey[key] = j
+			jobs = append(jobs, j)
+		}
+		j.rcpts = append(j.rcpts, r)
+		j.delivery.Recipients = append(j.delivery.Recipients, transport.Recipient{
+			ID: r.ID, Address: r.Address, Orig: r.Orig, Notify: r.Notify, ORCPT: r.ORCPT,
+		})
+	}
+	q.mu.Lock()
+	q.slots += len(jobs)
+	var start []*job
+	for _, j := range jobs {
+		d := q.dests[j.destKey]
+		if d == nil {
+			d = &dest{}
+			q.dests[j.destKey] = d
+		}
+		if d.active < q.cfg.DestConcurrency {
+			d.active++
+			start = append(start, j)
+		} else {
+			d.pending = append(d.pending, j)
+		}
+	}
+	q.mu.Unlock()
+	for _, j := range start {
+		q.start(ctx, j)
+	}
+}
+
+func (q *Qmgr) opener(queueID string) func(context.Context) (io.ReadCloser, error) {
+	return func(ctx context.Context) (io.ReadCloser, error) { return q.st.ContentOpen(ctx, queueID) }
+}
+
+func (q *Qmgr) start(ctx context.Context, j *job) {
+	q.running.Add(1)
+	go func() {
+		defer q.running.Done()
+		q.deliver(ctx, j)
+		next := q.finish(j)
+		if next != nil {
+			q.start(ctx, next)
+		}
+	}()
+}
+
+// finish frees j's slot and returns the next pending job of its destination,
+// which inherits j's place in the destination's concurrency.
+func (q *Qmgr) finish(j *job) *job {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.slots--
+	select {
+	case q.slotFree <- struct{}{}:
+	default:
+	}
+	d := q.dests[j.destKey]
+	if len(d.pending) > 0 {
+		next := d.pending[0]
+		d.pending = d.pending[1:]
+		return next
+	}
+	d.active--
+	if d.active == 0 {
+		delete(q.dests, j.destKey)
+	}
+	return nil
+}
+
+// releasePending gives back claimed work that never started (SIGTERM).
+func (q *Qmgr) releasePending() {
+	q.mu.Lock()
+	var ids []int64
+	for _, d := range q.dests {
+		for _, j := range d.pending {
+			for _, r := range j.rcpts {
+				ids = append(ids, r.ID)
+			}
+			q.slots--
+		}
+		d.pending = nil
+	}
+	q.mu.Unlock()
+	if len(ids) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := q.st.RecipientsRelease(ctx, q.cfg.Owner, ids); err != nil {
+		// Not fatal: the leases expire and the work is claimed again.
+		q.log.Printf("qmgr", "warning: release %d recipients: %v", len(ids), err)
+	}
+}
+
+func (q *Qmgr) deliver(ctx context.Context, j *job) {
+	t := q.transports[j.transport]
+	started := q.now()
+	var results []transport.Result
+	if t == nil {
+		results = make([]transport.Result, len(j.rcpts))
+		for i, r := range j.rcpts {
+			results[i] = transport.Result{RecipientID: r.ID, Status: transport.Deferred, DSN: "4.3.0", Relay: "none",
+				Text: fmt.Sprintf("mail transport unavailable: unknown transport %q", j.transport)}
+		}
+	} else {
+		results = t.Deliver(ctx, j.delivery)
+	}
+	for i, r := range j.rcpts {
+		var res transport.Result
+		if i < len(results) {
+			res = results[i]
+		} else {
+			res = transport.Result{RecipientID: r.ID, Status: transport.Deferred, DSN: "4.3.0", Relay: "none", Text: "delivery agent returned no result"}
+		}
+		q.logDelivery(j, r, res, started)
+		q.done <- outcome{rcpt: r, result: res}
+	}
+}
+
+func (q *Qmgr) logDelivery(j *job, r store.ClaimedRecipient, res transport.Result, started time.Time) {
+	end := q.now()
+	a := j.claimedAt.Sub(r.Arrival)
+	b := started.Sub(j.claimedAt)
+	total, delays := maillog.Delays(end.Sub(r.Arrival), max(a, 0), max(b, 0), res.ConnSetup, res.Transmit)
+	orig := ""
+	if r.Orig != "" && !equalFold(r.Orig, r.Address) {
+		orig = fmt.Sprintf(", orig_to=<%s>", r.Orig)
+	}
+	relay := res.Relay
+	if relay == "" {
+		relay = "none"
+	}
+	connUse := ""
+	if res.ConnUse > 1 {
+		connUse = fmt.Sprintf(", conn_use=%d", res.ConnUse)
+	}
+	q.log.Printf(serviceName(j.transport), "%s: to=<%s>%s, relay=%s%s, delay=%s, delays=%s, dsn=%s, status=%s (%s)",
+		r.QueueID, r.Address, orig, relay, connUse, total, delays, res.DSN, res.Status, res.Text)
+}
+
+func serviceName(transport string) string {
+	if transport == "" {
+		return "qmgr"
+	}
+	return transport
+}
+
+func equalFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}

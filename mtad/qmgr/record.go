@@ -1,0 +1,103 @@
+package qmgr
+
+import (
+	"context"
+	"time"
+
+	"sqlmta/mtad/transport"
+	"sqlmta/store"
+)
+
+// recordBatch bounds one batch of outcomes written in one round trip.
+const recordBatch = 512
+
+// recorder writes delivery outcomes to the store in batches: whatever has
+// arrived while the previous batch was being written goes in the next one,
+// so the batch size follows the load with no timer.
+func (q *Qmgr) recorder() {
+	for first := range q.done {
+		batch := []outcome{first}
+	more:
+		for len(batch) < recordBatch {
+			select {
+			case o, ok := <-q.done:
+				if !ok {
+					break more
+				}
+				batch = append(batch, o)
+			default:
+				break more
+			}
+		}
+		q.record(batch)
+	}
+}
+
+// record writes one batch. A failed write is logged and left alone: the
+// leases expire and the recipients are tried again (a duplicate delivery is
+// possible then, a lost message is not).
+func (q *Qmgr) record(batch []outcome) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	now := q.now()
+	var done []int64
+	var defers []store.Deferral
+	var bounceR []store.ClaimedRecipient
+	var bounceRes []transport.Result
+	expired := map[string]bool{}
+	for _, o := range batch {
+		switch o.result.Status {
+		case transport.Sent:
+			done = append(done, o.rcpt.ID)
+		case transport.Bounced:
+			bounceR = append(bounceR, o.rcpt)
+			bounceRes = append(bounceRes, o.result)
+		default:
+			if q.cfg.MaxQueueLifetime > 0 && now.Sub(o.rcpt.Arrival) >= q.cfg.MaxQueueLifetime {
+				if !expired[o.rcpt.QueueID] {
+					expired[o.rcpt.QueueID] = true
+					q.log.Printf("qmgr", "%s: from=<%s>, status=expired, returned to sender", o.rcpt.QueueID, o.rcpt.Sender)
+				}
+				bounceR = append(bounceR, o.rcpt)
+				bounceRes = append(bounceRes, o.result)
+				continue
+			}
+			defers = append(defers, store.Deferral{
+				ID:          o.rcpt.ID,
+				Reason:      o.result.Text,
+				NextAttempt: now.Add(store.Backoff(o.rcpt.Attempts+1, q.cfg.MinBackoff, q.cfg.MaxBackoff)),
+			})
+		}
+	}
+	if len(bounceR) > 0 {
+		if q.bouncer == nil {
+			for _, r := range bounceR {
+				done = append(done, r.ID)
+			}
+		} else if err := q.bouncer.Bounce(ctx, bounceR, bounceRes); err != nil {
+			q.log.Printf("qmgr", "warning: bounce notice: %v; deferring %d recipients", err, len(bounceR))
+			for i, r := range bounceR {
+				defers = append(defers, store.Deferral{ID: r.ID, Reason: bounceRes[i].Text,
+					NextAttempt: now.Add(q.cfg.MinBackoff)})
+			}
+		} else {
+			for _, r := range bounceR {
+				done = append(done, r.ID)
+			}
+		}
+	}
+	if len(defers) > 0 {
+		if err := q.st.RecipientsDefer(ctx, q.cfg.Owner, defers); err != nil {
+			q.log.Printf("qmgr", "warning: record %d deferrals: %v", len(defers), err)
+		}
+	}
+	if len(done) > 0 {
+		removed, err := q.st.RecipientsComplete(ctx, q.cfg.Owner, done)
+		if err != nil {
+			q.log.Printf("qmgr", "warning: record %d deliveries: %v", len(done), err)
+		}
+		for _, id := range removed {
+			q.log.Printf("qmgr", "%s: removed", id)
+		}
+	}
+}

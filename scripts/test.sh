@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs every test with real databases: starts throwaway PostgreSQL and MariaDB
+# (scripts/testdb.sh) unless given, installs the real peers the tests use,
+# and stops the servers afterwards. Arguments go to `go test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v smtp-sink >/dev/null || [ -x /usr/sbin/smtp-sink ] || need+=(postfix)
+command -v swaks >/dev/null || need+=(swaks)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing test peers: ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+export PATH="$PATH:/usr/sbin"
+
+if [ -z "${SQLMTA_TEST_PG_URL:-}" ] || [ -z "${SQLMTA_TEST_MYSQL_URL:-}" ]; then
+  bash scripts/testdb.sh start
+  trap 'bash scripts/testdb.sh stop' EXIT
+fi
+eval "$(bash scripts/testdb.sh env)"
+go test "$@" ./...
