@@ -91,11 +91,13 @@ wait_port() {
 }
 
 # free_port prints a port on 127.0.0.1 that nothing listens on and that this run has not handed out yet.
+# It stays below the kernel's ephemeral range (32768+), where an outgoing connection could take the port
+# between this check and the daemon's bind.
 USED_PORTS=" "
 free_port() {
 	local p
 	while :; do
-		p=$((20000 + RANDOM % 40000))
+		p=$((20000 + RANDOM % 12000))
 		case "$USED_PORTS" in *" $p "*) continue ;; esac
 		port_open "$p" && continue
 		USED_PORTS="$USED_PORTS$p "

@@ -334,3 +334,56 @@ func TestRestartKeepsQueue(t *testing.T) {
 	})
 }
 
+// TestBounceReturnsDSN relays to an smtp-sink that refuses every recipient
+// with 5xx and finds Postfix's RFC 3464 report in the sender's Maildir.
+func TestBounceReturnsDSN(t *testing.T) {
+	databases(t, func(t *testing.T, url string) {
+		sink := peers.StartSink(t, peers.SinkOptions{Args: []string{"-f", "RCPT"}})
+		d := startDaemon(t, url, fmt.Sprintf("relayhost = [127.0.0.1]:%d", sink.Port()))
+		body := "Subject: will bounce\r\nMessage-Id: <orig.1@example.org>\r\n\r\nthe original body\r\n"
+		if err := sendMail(d.addr, "sender@localhost", []string{"nobody@example.net"}, strings.NewReader(body)); err != nil {
+			t.Fatal(err)
+		}
+		newDir := filepath.Join(d.dir, "mail", "sender", "Maildir", "new")
+		var files []os.DirEntry
+		peers.WaitFor(t, 30*time.Second, func() bool {
+			files, _ = os.ReadDir(newDir)
+			return len(files) == 1
+		}, "a bounce in "+newDir)
+		got, err := os.ReadFile(filepath.Join(newDir, files[0].Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg := string(got)
+		for _, re := range []string{
+			`(?m)^Return-Path: <>$`,
+			`(?m)^From: Mail Delivery System <MAILER-DAEMON@mx\.test\.example>$`,
+			`(?m)^Subject: Undelivered Mail Returned to Sender$`,
+			`(?m)^In-Reply-To: <orig\.1@example\.org>$`,
+			`(?m)^Content-Type: multipart/report; report-type=delivery-status;\n\tboundary="[0-9A-F]+\.\d+/mx\.test\.example"$`,
+			`(?m)^<nobody@example\.net>: host 127\.0\.0\.1\[127\.0\.0\.1\] said: 5\d\d `,
+			`(?m)^Reporting-MTA: dns; mx\.test\.example$`,
+			`(?m)^X-Postfix-Sender: rfc822; sender@localhost$`,
+			`(?m)^Final-Recipient: rfc822; nobody@example\.net$`,
+			`(?m)^Action: failed$`,
+			`(?m)^Status: 5\.\d\.\d+$`,
+			`(?m)^Remote-MTA: dns; 127\.0\.0\.1$`,
+			`(?m)^Diagnostic-Code: smtp; 5\d\d `,
+			`(?m)^Content-Type: message/rfc822$`,
+			`(?m)^Subject: will bounce$`,
+			`(?m)^the original body$`,
+		} {
+			if !regexp.MustCompile(re).MatchString(msg) {
+				t.Errorf("bounce lacks %s:\n%s", re, msg)
+			}
+		}
+		if sink.Count() != 0 {
+			t.Errorf("sink accepted %d messages", sink.Count())
+		}
+		log := d.maillog()
+		if !regexp.MustCompile(`status=bounced \(host 127\.0\.0\.1\[127\.0\.0\.1\] said: 5\d\d .*\(in reply to RCPT TO command\)\)`).MatchString(log) ||
+			!regexp.MustCompile(`postfix/bounce\[\d+\]: [0-9A-F]+: sender non-delivery notification: [0-9A-F]+`).MatchString(log) {
+			t.Errorf("maillog lacks the bounce lines:\n%s", log)
+		}
+	})
+}

@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -71,14 +72,22 @@ func requireRoot(t testing.TB, what string) {
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+//
+// It picks below the kernel's ephemeral range (32768+): a port from that
+// range can be taken by an outgoing connection between this call and the
+// daemon's bind, which made Postfix's master fail with "Address already in use".
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("peers: finding a free port: %v", err)
+	for i := 0; i < 1000; i++ {
+		port := 20000 + rand.IntN(12000)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			l.Close()
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatalf("peers: no free port on 127.0.0.1 in 20000-31999")
+	return 0
 }
 
 // WaitFor polls cond every 20ms until it returns true, and fails the test with what if that has not

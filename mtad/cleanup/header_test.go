@@ -10,7 +10,7 @@ import (
 func TestReadHeader(t *testing.T) {
 	cases := []struct {
 		name, in, raw, rest, mid string
-		date, from              bool
+		date, from               bool
 	}{
 		{
 			name: "plain",

@@ -6,8 +6,8 @@ import "time"
 
 // Envelope is what the receiving side knows of a message besides its content.
 type Envelope struct {
-	QueueID    string    // assigned by smtpd when the first recipient is accepted
-	Sender     string    // "" is the null sender <>
+	QueueID    string // assigned by smtpd when the first recipient is accepted
+	Sender     string // "" is the null sender <>
 	Recipients []Recipient
 	Arrival    time.Time // when MAIL FROM was accepted
 

@@ -260,8 +260,8 @@ func (n *Node) smtpdConfig(cfg *config.Config, res *rewrite.Resolver) (smtpd.Con
 	var errs []error
 	must := func(err error) { errs = append(errs, err) }
 	c := smtpd.Config{
-		Hostname:              cfg.Get("myhostname"),
-		Banner:                cfg.Get("smtpd_banner"),
+		Hostname: cfg.Get("myhostname"),
+		Banner:   cfg.Get("smtpd_banner"),
 		// Non-nil even when empty: smtpd reads nil as "the default list".
 		RelayRestrictions:     append([]string{}, cfg.List("smtpd_relay_restrictions")...),
 		RecipientRestrictions: append([]string{}, cfg.List("smtpd_recipient_restrictions")...),
