@@ -4,7 +4,7 @@ import "sqlmta/store/internal/sqldb"
 
 // queries is all of the dialect's SQL. Times are INTEGER microseconds since the epoch. SQLite has one
 // writer and every write transaction is BEGIN IMMEDIATE, so no row locks are needed: the claim selects due
-// IDs, leases and fetches them, in one transaction that no other writer can interleave with.
+// rows and leases them in one UPDATE … RETURNING, which no other writer can interleave with.
 var queries = sqldb.Queries{
 	InsertMessage: `
 INSERT INTO queue_message (id, sender, arrival, size, client_name, client_addr, helo, protocol, message_id,
@@ -17,23 +17,21 @@ INSERT INTO queue_recipient (message_id, address, orig_address, notify, orcpt, d
                              last_reason)
 VALUES `,
 	RecipientRow: `(?, ?, ?, ?, ?, ?, ?, '')`,
-	// Exactly the partial index queue_recipient_due's predicate and order.
-	ClaimSelect: `
-SELECT id FROM queue_recipient
-WHERE state <> 'hold' AND next_attempt_at <= ?
-ORDER BY next_attempt_at, id
-LIMIT ?`,
-	ClaimUpdate: `
+	// The subquery is exactly the partial index queue_recipient_due's predicate and order. RETURNING may
+	// only name the updated table's columns, so the message fields come from correlated primary-key lookups.
+	ClaimReturning: `
 UPDATE queue_recipient
 SET state = 'active', lease_owner = ?, lease_expires_at = ?, next_attempt_at = ?
-WHERE id IN (%s)`,
-	ClaimFetch: `
-SELECT r.id, r.message_id, r.address, r.orig_address, r.notify, r.orcpt, r.domain, r.attempts, r.last_reason,
-       m.sender, m.arrival, m.size, m.nrcpt, m.message_id
-FROM queue_recipient r
-JOIN queue_message m ON m.id = r.message_id
-WHERE r.id IN (%s)
-ORDER BY r.message_id, r.id`,
+WHERE id IN (SELECT id FROM queue_recipient
+             WHERE state <> 'hold' AND next_attempt_at <= ?
+             ORDER BY next_attempt_at, id
+             LIMIT ?)
+RETURNING id, message_id, address, orig_address, notify, orcpt, domain, attempts, last_reason,
+          (SELECT m.sender FROM queue_message m WHERE m.id = queue_recipient.message_id),
+          (SELECT m.arrival FROM queue_message m WHERE m.id = queue_recipient.message_id),
+          (SELECT m.size FROM queue_message m WHERE m.id = queue_recipient.message_id),
+          (SELECT m.nrcpt FROM queue_message m WHERE m.id = queue_recipient.message_id),
+          (SELECT m.message_id FROM queue_message m WHERE m.id = queue_recipient.message_id)`,
 	// The single writer already serialises completions: this only finds the messages involved.
 	CompleteLock: `
 SELECT id FROM queue_message

@@ -1,15 +1,18 @@
 // Package sqldb is the queue store over database/sql, shared by the MySQL/MariaDB and SQLite dialects: both
-// use "?" placeholders and neither has UPDATE … RETURNING on every supported version, so their claims take
-// the same shape (select due IDs, lease them, fetch them, in one transaction). Each dialect package supplies
+// use "?" placeholders. MariaDB and MySQL lack UPDATE … RETURNING, so their claim selects due IDs FOR UPDATE
+// SKIP LOCKED, leases them and fetches them in one transaction; SQLite, with its single writer, claims in
+// one UPDATE … RETURNING. Each dialect package supplies
 // its SQL (Queries), how it writes times, and how it reports a duplicate key; no SQL text lives here.
 package sqldb
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,25 +28,28 @@ type Queries struct {
 	UpdateSize       string // size, id
 	InsertRecipients string // prefix; followed by RecipientRow joined by ","
 	RecipientRow     string // message_id, address, orig, notify, orcpt, domain, next_attempt_at
-	ClaimSelect      string // now, limit → id
-	ClaimUpdate      string // owner, expires, expires, ids…
-	ClaimFetch       string // ids… → claimed rows
-	CompleteLock     string // ids…, owner → message ids (locked)
-	CompleteDelete   string // ids…, owner
-	CompleteEmpty    string // message ids… → ids of messages with no recipients left
-	DeleteMessages   string // message ids…
-	Defer            string // rows…, owner
-	DeferRow         string // id, reason, next_at
-	DeferBatch       int    // rows per Defer statement
-	Release          string // now, ids…, owner
-	ContentChunks    string // id → count, no row when the message is absent
-	ContentChunk     string // id, seq → data
-	MessageGet       string // id
-	MessageRcpts     string // id
-	NextDue          string
-	Hold             string // now, id
-	Unhold           string // now, id
-	MessageExists    string // id → any row
+	// ClaimReturning, when set, claims in one statement (SQLite's UPDATE … RETURNING):
+	// owner, expires, expires, now, limit → claimed rows. Otherwise the three below run in one transaction.
+	ClaimReturning string
+	ClaimSelect    string // now, limit → id
+	ClaimUpdate    string // owner, expires, expires, ids…
+	ClaimFetch     string // ids… → claimed rows
+	CompleteLock   string // ids…, owner → message ids (locked)
+	CompleteDelete string // ids…, owner
+	CompleteEmpty  string // message ids… → ids of messages with no recipients left
+	DeleteMessages string // message ids…
+	Defer          string // rows…, owner
+	DeferRow       string // id, reason, next_at
+	DeferBatch     int    // rows per Defer statement
+	Release        string // now, ids…, owner
+	ContentChunks  string // id → count, no row when the message is absent
+	ContentChunk   string // id, seq → data
+	MessageGet     string // id
+	MessageRcpts   string // id
+	NextDue        string
+	Hold           string // now, id
+	Unhold         string // now, id
+	MessageExists  string // id → any row
 }
 
 // Dialect is what differs between the database/sql dialects besides their SQL.
@@ -166,15 +172,22 @@ func (s *Store) RecipientsClaim(ctx context.Context, p store.ClaimParams) ([]sto
 	exp := now.Add(p.Lease)
 	var out []store.ClaimedRecipient
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		ids, err := queryIDs[int64](ctx, tx, s.d.Q.ClaimSelect, s.d.Time(now), p.Limit)
-		if err != nil || len(ids) == 0 {
-			return err
+		var rows *sql.Rows
+		var err error
+		if s.d.Q.ClaimReturning != "" {
+			rows, err = tx.QueryContext(ctx, s.d.Q.ClaimReturning, p.Owner, s.d.Time(exp), s.d.Time(exp), s.d.Time(now), p.Limit)
+		} else {
+			var ids []int64
+			ids, err = queryIDs[int64](ctx, tx, s.d.Q.ClaimSelect, s.d.Time(now), p.Limit)
+			if err != nil || len(ids) == 0 {
+				return err
+			}
+			args := append([]any{p.Owner, s.d.Time(exp), s.d.Time(exp)}, sqlq.Args(ids)...)
+			if _, err := tx.ExecContext(ctx, s.in(s.d.Q.ClaimUpdate, len(ids)), args...); err != nil {
+				return err
+			}
+			rows, err = tx.QueryContext(ctx, s.in(s.d.Q.ClaimFetch, len(ids)), sqlq.Args(ids)...)
 		}
-		args := append([]any{p.Owner, s.d.Time(exp), s.d.Time(exp)}, sqlq.Args(ids)...)
-		if _, err := tx.ExecContext(ctx, s.in(s.d.Q.ClaimUpdate, len(ids)), args...); err != nil {
-			return err
-		}
-		rows, err := tx.QueryContext(ctx, s.in(s.d.Q.ClaimFetch, len(ids)), sqlq.Args(ids)...)
 		if err != nil {
 			return err
 		}
@@ -190,6 +203,13 @@ func (s *Store) RecipientsClaim(ctx context.Context, p store.ClaimParams) ([]sto
 			out = append(out, c)
 		}
 		return rows.Err()
+	})
+	// RETURNING hands rows back in no set order; callers get them by message.
+	slices.SortFunc(out, func(a, b store.ClaimedRecipient) int {
+		if c := strings.Compare(a.QueueID, b.QueueID); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ID, b.ID)
 	})
 	if err != nil {
 		return nil, s.errf("claim: %w", err)
