@@ -1,7 +1,7 @@
 package smtpd
 
 import (
-	"strconv"
+	"sqlmta/mtad/envelope"
 	"strings"
 	"unicode/utf8"
 )
@@ -118,31 +118,6 @@ func inDomainLiteral(text string, i int) bool {
 	return c == '[' || c == ']' || c == ':'
 }
 
-// xtextDecode decodes RFC 3461 xtext ("+2B" is '+'); ok is false for a
-// malformed escape.
-func xtextDecode(s string) (string, bool) {
-	if !strings.Contains(s, "+") {
-		return s, true
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] != '+' {
-			b.WriteByte(s[i])
-			continue
-		}
-		if i+2 >= len(s) {
-			return "", false
-		}
-		v, err := strconv.ParseUint(s[i+1:i+3], 16, 8)
-		if err != nil {
-			return "", false
-		}
-		b.WriteByte(byte(v))
-		i += 2
-	}
-	return b.String(), true
-}
-
 // allPrint reports whether s is printable ASCII, as Postfix requires of ENVID.
 func allPrint(s string) bool {
 	for i := 0; i < len(s); i++ {
@@ -181,7 +156,7 @@ func parseORCPT(v string) (string, bool) {
 	if !found || typ == "" {
 		return "", false
 	}
-	dec, ok := xtextDecode(coded)
+	dec, ok := envelope.DecodeXtext(coded)
 	if !ok {
 		return "", false
 	}

@@ -1,6 +1,9 @@
 package smtpd
 
-import "testing"
+import (
+	"sqlmta/mtad/envelope"
+	"testing"
+)
 
 func TestSplitPath(t *testing.T) {
 	cases := []struct {
@@ -60,12 +63,12 @@ func TestExtractAddr(t *testing.T) {
 }
 
 func TestXtextNotifyOrcpt(t *testing.T) {
-	if s, ok := xtextDecode("a+2Bb+3Dc"); !ok || s != "a+b=c" {
+	if s, ok := envelope.DecodeXtext("a+2Bb+3Dc"); !ok || s != "a+b=c" {
 		t.Errorf("xtextDecode = %q %v", s, ok)
 	}
 	for _, bad := range []string{"a+2", "a+ZZ", "+"} {
-		if _, ok := xtextDecode(bad); ok {
-			t.Errorf("xtextDecode(%q) accepted", bad)
+		if _, ok := envelope.DecodeXtext(bad); ok {
+			t.Errorf("envelope.DecodeXtext(%q) accepted", bad)
 		}
 	}
 	if n, ok := parseNotify("failure,delay"); !ok || n != "FAILURE,DELAY" {

@@ -453,7 +453,7 @@ func (s *session) cmdMail(args string) (bool, error) {
 			}
 			ret = v
 		case k == "ENVID" && strings.Contains(p, "="):
-			dec, ok := xtextDecode(val)
+			dec, ok := envelope.DecodeXtext(val)
 			if haveEnvID || !ok || !allPrint(dec) {
 				s.reply("501 5.5.4 Bad ENVID parameter syntax")
 				return false, nil

@@ -24,6 +24,7 @@ import (
 
 	gosmtp "github.com/emersion/go-smtp"
 
+	"sqlmta/mtad/envelope"
 	"sqlmta/mtad/transport"
 )
 
@@ -686,7 +687,7 @@ func rcptOptions(r transport.Recipient) *gosmtp.RcptOptions {
 		}
 		switch strings.ToLower(typ) {
 		case "rfc822":
-			if a, ok := decodeXtext(addr); ok && printableASCII(a) {
+			if a, ok := envelope.DecodeXtext(addr); ok && printableASCII(a) {
 				o.OriginalRecipientType, o.OriginalRecipient = gosmtp.DSNAddressTypeRFC822, a
 			}
 		case "utf-8":
@@ -694,30 +695,6 @@ func rcptOptions(r transport.Recipient) *gosmtp.RcptOptions {
 		}
 	}
 	return o
-}
-
-// decodeXtext undoes RFC 3461 xtext ("+2B" → "+").
-func decodeXtext(s string) (string, bool) {
-	if !strings.Contains(s, "+") {
-		return s, true
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] != '+' {
-			b.WriteByte(s[i])
-			continue
-		}
-		if i+2 >= len(s) {
-			return "", false
-		}
-		v, err := strconv.ParseUint(s[i+1:i+3], 16, 8)
-		if err != nil {
-			return "", false
-		}
-		b.WriteByte(byte(v))
-		i += 2
-	}
-	return b.String(), true
 }
 
 func printableASCII(s string) bool {
