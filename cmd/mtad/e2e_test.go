@@ -1,14 +1,17 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -386,4 +389,82 @@ func TestBounceReturnsDSN(t *testing.T) {
 			t.Errorf("maillog lacks the bounce lines:\n%s", log)
 		}
 	})
+}
+
+// TestLocalUserMaildir delivers to a real local user's home_mailbox =
+// Maildir/ and checks that the file belongs to that user (mtad runs as
+// root here, as it does in CI).
+func TestLocalUserMaildir(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") != "" {
+			t.Fatal("CI must run as root to test delivery as a local user")
+		}
+		t.Skip("needs root to create a local user")
+	}
+	peers.Require(t, "useradd")
+	home, err := os.MkdirTemp("/tmp", "sqlmta-home")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(home, 0o755)
+	t.Cleanup(func() { os.RemoveAll(home) })
+	name := fmt.Sprintf("sqlmta%d", os.Getpid()%100000)
+	if out, err := exec.Command("useradd", "-M", "-d", filepath.Join(home, name), name).CombinedOutput(); err != nil {
+		t.Fatalf("useradd: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("userdel", name).Run() })
+	u, err := user.Lookup(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(u.HomeDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	os.Chown(u.HomeDir, uid, gid)
+
+	d := startDaemon(t, testdb.SQLiteURL(t), "mydestination = local.test", "home_mailbox = Maildir/")
+	if err := sendMail(d.addr, "a@example.org", []string{name + "@local.test"}, strings.NewReader("Subject: local\r\n\r\nhi\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	newDir := filepath.Join(u.HomeDir, "Maildir", "new")
+	var files []os.DirEntry
+	peers.WaitFor(t, 30*time.Second, func() bool {
+		files, _ = os.ReadDir(newDir)
+		return len(files) == 1
+	}, "a message in "+newDir)
+	fi, err := os.Stat(filepath.Join(newDir, files[0].Name()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := fi.Sys().(*syscall.Stat_t); int(st.Uid) != uid {
+		t.Errorf("message owned by uid %d, want %d", st.Uid, uid)
+	}
+	if !regexp.MustCompile(`postfix/local\[\d+\]: [0-9A-F]+: to=<` + name + `@local\.test>, relay=local, .*status=sent \(delivered to maildir\)`).MatchString(d.maillog()) {
+		t.Errorf("maillog:\n%s", d.maillog())
+	}
+}
+
+// TestSIGHUPReloads changes smtpd_banner in main.cf, sends SIGHUP, and sees
+// new sessions greeted with the new banner while the daemon keeps running.
+func TestSIGHUPReloads(t *testing.T) {
+	d := startDaemon(t, testdb.SQLiteURL(t), "smtpd_banner = $myhostname ESMTP before")
+	greeting := func() string {
+		c, err := net.Dial("tcp", d.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		line, _ := bufio.NewReader(c).ReadString('\n')
+		return strings.TrimSpace(line)
+	}
+	if g := greeting(); g != "220 mx.test.example ESMTP before" {
+		t.Fatalf("greeting %q", g)
+	}
+	cf := filepath.Join(d.dir, "main.cf")
+	b, _ := os.ReadFile(cf)
+	write(t, cf, strings.Replace(string(b), "ESMTP before", "ESMTP after", 1))
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	peers.WaitFor(t, 10*time.Second, func() bool { return greeting() == "220 mx.test.example ESMTP after" }, "the new banner")
 }
