@@ -159,10 +159,16 @@ func (q *Qmgr) Run(ctx context.Context) error {
 		if len(rcpts) > 0 {
 			q.dispatch(deliverCtx, rcpts, now)
 		}
-		if len(rcpts) == limit {
+		switch {
+		case len(rcpts) == limit:
 			continue // more may be due right now
+		case len(rcpts) > 0:
+			// Mail is flowing: the next enqueue wakes us, so skip asking
+			// the database when the next deferred recipient is due.
+			q.sleep(ctx, q.cfg.PollInterval)
+		default:
+			q.sleep(ctx, q.untilNextDue(ctx))
 		}
-		q.sleep(ctx, q.untilNextDue(ctx))
 	}
 
 	// Drain.
