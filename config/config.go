@@ -68,7 +68,8 @@ func Load(dir string) (*Config, error) {
 		}
 	}
 	if _, ok := c.values["config_directory"]; !ok {
-		// Not marked explicit: postconf -n does not show it either.
+		// Not marked explicit: mtactl conf decides, as postconf -n shows
+		// config_directory only for a non-default -c directory.
 		c.values["config_directory"] = dir
 	}
 	return c, nil
@@ -96,6 +97,7 @@ func Parse(name string, r io.Reader) (*Config, error) {
 		c.values[k] = v
 		c.explicit[k] = true
 	}
+	c.dropReadOnly()
 	return c, nil
 }
 

@@ -49,6 +49,11 @@ func (e *expander) raw(name string) (string, bool, error) {
 		}
 		return p.Default, true, nil
 	}
+	if v, ok := postfixIndex[name]; ok {
+		// A Postfix parameter sqlmta does not use itself: its default
+		// still matters to values that reference it.
+		return v, true, nil
+	}
 	return "", false, nil
 }
 

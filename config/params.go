@@ -32,9 +32,13 @@ func Defaults() []Param {
 	return out
 }
 
-// Known reports whether name is in the parameter table.
+// Known reports whether name is a parameter: in sqlmta's table or one that
+// Postfix 3.7's postconf knows.
 func Known(name string) bool {
-	_, ok := paramIndex[name]
+	if _, ok := paramIndex[name]; ok {
+		return true
+	}
+	_, ok := postfixIndex[name]
 	return ok
 }
 
@@ -245,6 +249,8 @@ var params = []Param{
 
 	// sqlmta's own parameters.
 	{Name: `database_url`, Default: `sqlite:$data_directory/sqlmta.db`, Desc: `Queue and table database: postgres://…, mysql://user:pass@tcp(host:port)/db or sqlite:/path/file.db`},
+	{Name: `lookup_cache_time`, Default: `1s`, Unit: 's', Desc: `How long a found answer of an SQL or managed lookup table is reused before the database is asked again`},
+	{Name: `lookup_negative_cache_time`, Default: `1s`, Unit: 's', Desc: `How long a "not found" answer of an SQL or managed lookup table is reused`},
 	{Name: `qmgr_lease_time`, Default: `300s`, Unit: 's', Desc: `How long a node holds claimed recipients before another node may take them over`},
 	{Name: `qmgr_claim_batch_size`, Default: `256`, Desc: `Maximal number of due recipients claimed from the database in one transaction`},
 	{Name: `qmgr_poll_interval`, Default: `1s`, Unit: 's', Desc: `Interval between queue polls when the database cannot notify (MySQL, SQLite)`},

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"sqlmta/internal/peers"
 )
 
 // trickyMainCF exercises continuation, comments, conditionals, relational and
@@ -63,9 +65,11 @@ func TestAgainstPostconf(t *testing.T) {
 			}
 			var names []string
 			for _, p := range Defaults() {
+				if _, postfix := postfixIndex[p.Name]; !postfix {
+					continue // sqlmta's own parameter (database_url, qmgr_*, …)
+				}
 				switch p.Name {
-				case "database_url", "qmgr_lease_time", "qmgr_claim_batch_size", "qmgr_poll_interval",
-					// sqlmta's own directories, on purpose.
+				case // sqlmta's own directories, on purpose.
 					"data_directory", "queue_directory",
 					// templates of per-message names.
 					"default_rbl_reply", "forward_path":
@@ -102,5 +106,68 @@ func TestAgainstPostconf(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestDefaultsAgainstPostconfD checks every default in our tables against
+// `postconf -d NAME`, byte for byte after postconf's whitespace folding.
+func TestDefaultsAgainstPostconfD(t *testing.T) {
+	postconf := peers.Require(t, "postconf")
+	dir := t.TempDir()
+	master := "smtp unix - - n - - smtp\nlmtp unix - - n - - lmtp\n"
+	if err := os.WriteFile(filepath.Join(dir, "master.cf"), []byte(master), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, p := range AllDefaults() {
+		names = append(names, p.Name)
+	}
+	cmd := exec.Command(postconf, append([]string{"-c", dir, "-d"}, names...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("postconf: %v\n%s", err, stderr.String())
+	}
+	theirs := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSuffix(string(out), "\n"), "\n") {
+		k, v, _ := strings.Cut(line, " =")
+		theirs[k] = strings.TrimPrefix(v, " ")
+	}
+	// Names postconf does not know are sqlmta's own; it must say so.
+	for _, line := range strings.Split(strings.TrimSpace(stderr.String()), "\n") {
+		n, ok := strings.CutSuffix(strings.TrimPrefix(line, "postconf: warning: "), ": unknown parameter")
+		if !ok || Known(n) && paramIndex[n] == nil {
+			t.Errorf("unexpected postconf message %q", line)
+		}
+	}
+	sqlmtaOwn := map[string]bool{
+		// The four documented in params.go.
+		"compatibility_level": true, "config_directory": true, "data_directory": true, "queue_directory": true,
+		// Derived from compatibility_level: checked below at level 0.
+		"mynetworks": true,
+	}
+	checked := 0
+	for _, p := range AllDefaults() {
+		pv, ok := theirs[p.Name]
+		if !ok || sqlmtaOwn[p.Name] {
+			continue
+		}
+		checked++
+		if strings.Join(strings.Fields(p.Default), " ") != pv {
+			t.Errorf("%s: ours %q, postconf -d %q", p.Name, p.Default, pv)
+		}
+	}
+	if checked < 800 {
+		t.Errorf("only %d defaults compared", checked)
+	}
+	// postconf -d computes mynetworks at compatibility level 0 (subnet
+	// style); ours must agree once main.cf says so.
+	c, err := Parse("main.cf", strings.NewReader("compatibility_level = 0\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Get("mynetworks"); got != theirs["mynetworks"] {
+		t.Errorf("mynetworks at level 0: ours %q, postconf -d %q", got, theirs["mynetworks"])
 	}
 }

@@ -17,7 +17,10 @@ export PATH="$PATH:/usr/sbin"
 
 if [ -z "${SQLMTA_TEST_PG_URL:-}" ] || [ -z "${SQLMTA_TEST_MYSQL_URL:-}" ]; then
   bash scripts/testdb.sh start
-  trap 'bash scripts/testdb.sh stop' EXIT
+  # Stop only the servers started here: testdb.sh leaves alone a database whose URL was given, and the
+  # eval below sets both URLs in this shell.
+  given_pg="${SQLMTA_TEST_PG_URL:-}" given_my="${SQLMTA_TEST_MYSQL_URL:-}"
+  trap 'SQLMTA_TEST_PG_URL="$given_pg" SQLMTA_TEST_MYSQL_URL="$given_my" bash scripts/testdb.sh stop' EXIT
 fi
 eval "$(bash scripts/testdb.sh env)"
 go test "$@" ./...

@@ -74,6 +74,8 @@ start_pg() {
 	as_user postgres "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 -Atq >/dev/null <<-SQL ||
 		SELECT 'CREATE ROLE ${USER_NAME} LOGIN CREATEDB PASSWORD ''${USER_PASS}'''
 		WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '${USER_NAME}') \gexec
+		-- DROP DATABASE … WITH (FORCE) must end any backend on the test database, autovacuum's included.
+		GRANT pg_signal_backend TO ${USER_NAME};
 	SQL
 		die "could not create PostgreSQL user ${USER_NAME}"
 }

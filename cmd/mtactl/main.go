@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"sqlmta/config"
 	"sqlmta/store/open"
@@ -16,11 +17,22 @@ import (
 
 const usage = `usage: mtactl [-c CONFIG_DIR] COMMAND [ARGS]
 commands:
-  conf [-d] [-n] [-h] [-x] [name ...]   print parameters, as postconf does
+  conf [-dnhHxm] [-e|-X|-#] [name[=value] ...]
+                                        print or edit parameters, as postconf does
   migrate up|status                     apply or list database migrations
+  map import|query|delete|dump|list|check
+                                        lookup tables, as postmap does
+  aliases [[type:]file ...]             import alias_database, as newaliases does
 `
 
 func main() {
+	// Called through a link, mtactl is that Postfix tool.
+	switch filepath.Base(os.Args[0]) {
+	case "postmap":
+		os.Exit(postmapMain(os.Args[1:], os.Stdout, os.Stderr))
+	case "newaliases":
+		os.Exit(aliasesMain("newaliases", defaultConfigDir(), os.Args[1:], os.Stdout, os.Stderr))
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -43,6 +55,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = conf(*dir, rest, stdout, stderr)
 	case "migrate":
 		err = migrate(*dir, rest, stdout)
+	case "map":
+		return mapMain(*dir, rest, stdout, stderr)
+	case "aliases":
+		return aliasesMain("mtactl aliases", *dir, rest, stdout, stderr)
 	default:
 		fs.Usage()
 		return 2

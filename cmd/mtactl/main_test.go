@@ -27,7 +27,8 @@ func confDir(t *testing.T, mainCf string) string {
 func TestConf(t *testing.T) {
 	dir := confDir(t, "myhostname = mx.example.com\nmydestination = $myhostname, other.example\n# comment\nrelayhost = [10.0.0.1]:587\n")
 	out, _, code := mtactl(t, "-c", dir, "conf", "-n")
-	want := "mydestination = $myhostname, other.example\nmyhostname = mx.example.com\nrelayhost = [10.0.0.1]:587\n"
+	// postconf -c DIR -n also prints config_directory when DIR is not the default.
+	want := "config_directory = " + dir + "\nmydestination = $myhostname, other.example\nmyhostname = mx.example.com\nrelayhost = [10.0.0.1]:587\n"
 	if code != 0 || out != want {
 		t.Errorf("conf -n = %d %q, want %q", code, out, want)
 	}

@@ -468,3 +468,24 @@ func TestSIGHUPReloads(t *testing.T) {
 	d.cmd.Process.Signal(syscall.SIGHUP)
 	peers.WaitFor(t, 10*time.Second, func() bool { return greeting() == "220 mx.test.example ESMTP after" }, "the new banner")
 }
+
+// TestStartChecksMaps starts mtad with a table that was never imported and
+// a regexp file that does not exist: each is reported in the maillog at
+// start, naming its parameter, and the node still serves.
+func TestStartChecksMaps(t *testing.T) {
+	d := startDaemon(t, testdb.SQLiteURL(t),
+		"virtual_alias_maps = hash:/nonexistent/virtual",
+		"smtpd_client_restrictions = check_client_access regexp:/nonexistent/clients.re")
+	log := d.maillog()
+	for _, want := range []string{
+		"postfix/master[", "warning: virtual_alias_maps: hash:/nonexistent/virtual: ",
+		"warning: smtpd_client_restrictions: regexp:/nonexistent/clients.re: ",
+	} {
+		if !strings.Contains(log, want) {
+			t.Errorf("maillog lacks %q:\n%s", want, log)
+		}
+	}
+	if err := sendMail(d.addr, "a@example.org", []string{"b@localhost"}, strings.NewReader("Subject: x\r\n\r\ny\r\n")); err != nil {
+		t.Errorf("node does not serve after the warnings: %v", err)
+	}
+}

@@ -76,7 +76,7 @@ func (b *backend) exec(t *testing.T, stmts ...string) {
 	}
 }
 
-// fixture rows: (addr, dest, active). NULL and '' destinations, several
+// fixture rows: (addr, dest, active). NULL and ” destinations, several
 // rows per key, keys that need quoting.
 var fixtureRows = [][3]string{
 	{"alice@example.com", "alice@mbox.example.com", "1"},
@@ -130,28 +130,44 @@ func writeCF(t *testing.T, name, text string) string {
 	return p
 }
 
-// postmapQuery asks real Postfix for every key at once (postmap -q -) and
-// returns the found ones.
+// postmapQuery asks real Postfix for each key (postmap -q KEY type:cf) and
+// returns the found ones. (postmap -q - lingers ~1.5 s at end of input, so
+// one process per key is faster.)
 func postmapQuery(t *testing.T, typ, cf string, keys []string) map[string]string {
 	t.Helper()
 	bin := peers.Require(t, "postmap")
-	cmd := exec.Command(bin, "-q", "-", typ+":"+cf)
-	cmd.Stdin = strings.NewReader(strings.Join(keys, "\n") + "\n")
-	out, err := cmd.Output()
-	if err != nil {
-		stderr := ""
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = string(ee.Stderr)
-		}
-		// Exit 1 only means "some key not found".
-		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || strings.Contains(stderr, "fatal") {
-			t.Fatalf("postmap -q - %s:%s: %v\n%s", typ, cf, err, stderr)
-		}
+	type answer struct {
+		k, v   string
+		found  bool
+		err    error
+		stderr string
+	}
+	answers := make(chan answer, len(keys))
+	sem := make(chan struct{}, 8) // postmap spends its time waiting: overlap it
+	for _, k := range keys {
+		go func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			cmd := exec.Command(bin, "-q", k, typ+":"+cf)
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			out, err := cmd.Output()
+			a := answer{k: k, v: strings.TrimSuffix(string(out), "\n"), found: err == nil, stderr: stderr.String()}
+			// Exit 1 only means "not found".
+			if ee, ok := err.(*exec.ExitError); err != nil && (!ok || ee.ExitCode() != 1 || strings.Contains(a.stderr, "fatal")) {
+				a.err = err
+			}
+			answers <- a
+		}()
 	}
 	got := map[string]string{}
-	for _, line := range strings.Split(strings.TrimSuffix(string(out), "\n"), "\n") {
-		if k, v, ok := strings.Cut(line, "\t"); ok {
-			got[k] = v
+	for range keys {
+		a := <-answers
+		if a.err != nil {
+			t.Fatalf("postmap -q %q %s:%s: %v\n%s", a.k, typ, cf, a.err, a.stderr)
+		}
+		if a.found {
+			got[a.k] = a.v
 		}
 	}
 	return got
@@ -210,6 +226,13 @@ func TestDifferentialAgainstPostmap(t *testing.T) {
 					}
 					defer m.Close()
 					for _, k := range diffKeys {
+						if typ == "pgsql" && !isASCII(k) {
+							// Postfix 3.7's pgsql client talks LATIN1 to the
+							// server (3.8 added "encoding", default UTF8), so
+							// a UTF-8 key arrives as mojibake and is never
+							// found. We talk UTF-8, like 3.8: not compared.
+							continue
+						}
 						v, found, err := m.Lookup(context.Background(), k)
 						if err != nil {
 							t.Errorf("%q: %v", k, err)
@@ -226,6 +249,15 @@ func TestDifferentialAgainstPostmap(t *testing.T) {
 	}
 }
 
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
 // TestKeysNeverAlterTheQuery looks up hostile keys that are stored in the
 // table (they must be found, exactly) and ones that are not (they must not
 // find anything, in particular not every row).
@@ -239,7 +271,8 @@ func TestKeysNeverAlterTheQuery(t *testing.T) {
 			b := newBackend(t, typ)
 			b.exec(t, "CREATE TABLE k (name VARCHAR(200) NOT NULL, v VARCHAR(200) NOT NULL)")
 			for i, h := range hostile[:len(hostile)-3] {
-				b.exec(t, fmt.Sprintf("INSERT INTO k VALUES (%s, 'v%d')", sqlQuote(typ, h), i))
+				// Stored folded: lookups fold the key first.
+				b.exec(t, fmt.Sprintf("INSERT INTO k VALUES (%s, 'v%d')", sqlQuote(typ, foldKey(h)), i))
 			}
 			for _, query := range []string{
 				"SELECT v FROM k WHERE name='%s'",

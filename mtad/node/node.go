@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"sqlmta/config"
+	mapopen "sqlmta/mapdrivers/open"
 	"sqlmta/mtad/bounce"
 	"sqlmta/mtad/cleanup"
 	"sqlmta/mtad/maillog"
@@ -51,6 +52,7 @@ type Node struct {
 	servers  []*smtpd.Server
 	services []config.Service
 	cleanup  *cleanup.Cleanup
+	maps     *mapopen.Opener
 
 	qmgrDone chan error
 	cancel   context.CancelFunc
@@ -103,6 +105,7 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 		n.st.Close()
 		return nil, err
 	}
+	n.maps = n.checkMaps(ctx, cfg)
 	var lns []net.Listener
 	for _, svc := range n.services {
 		ln, err := net.Listen("tcp", svc.Listen)
@@ -322,8 +325,38 @@ func (n *Node) Reload() error {
 			return fmt.Errorf("service %s: %w", n.services[i].Name, err)
 		}
 	}
+	// Tables are opened anew so that edited files and .cf settings count.
+	old := n.maps
+	n.maps = n.checkMaps(context.Background(), cfg)
+	old.Close()
 	n.log.Printf("master", "reload -- configuration %s", n.opts.ConfigDir)
 	return nil
+}
+
+// checkMaps opens every lookup table that main.cf names and probes it once,
+// logging each failure: a wrong file, column or table shows at start-up, not
+// as a 451 at the first RCPT. A failing table does not stop the node (its
+// database may be down only for now).
+func (n *Node) checkMaps(ctx context.Context, cfg *config.Config) *mapopen.Opener {
+	var errs []error
+	dur := func(name string) time.Duration {
+		d, err := cfg.Duration(name)
+		errs = append(errs, err)
+		return d
+	}
+	o := &mapopen.Opener{
+		Store:       n.st,
+		CacheTTL:    dur("lookup_cache_time"),
+		NegativeTTL: dur("lookup_negative_cache_time"),
+		Warnf:       func(f string, a ...any) { n.log.Printf("master", "warning: "+f, a...) },
+	}
+	_, checkErrs := mapopen.Check(ctx, o, cfg)
+	for _, err := range append(errs, checkErrs...) {
+		if err != nil {
+			n.log.Printf("master", "warning: %v", err)
+		}
+	}
+	return o
 }
 
 // Stop drains the node: listeners close, SMTP sessions get until ctx's
@@ -338,7 +371,7 @@ func (n *Node) Stop(ctx context.Context) error {
 	n.cancel()
 	errs = append(errs, <-n.qmgrDone)
 	n.smtpTr.Close()
-	errs = append(errs, n.st.Close())
+	errs = append(errs, n.maps.Close(), n.st.Close())
 	n.log.Printf("master", "terminating on signal 15")
 	if n.logFile != nil {
 		n.logFile.Close()

@@ -29,6 +29,8 @@ var harness = storetest.Harness{
 
 func TestConformance(t *testing.T) { storetest.Run(t, harness) }
 
+func TestMapConformance(t *testing.T) { storetest.RunMaps(t, harness) }
+
 func BenchmarkEnqueue(b *testing.B)         { storetest.BenchmarkEnqueue(b, harness) }
 func BenchmarkEnqueueParallel(b *testing.B) { storetest.BenchmarkEnqueueParallel(b, harness) }
 func BenchmarkClaimComplete(b *testing.B)   { storetest.BenchmarkClaimComplete(b, harness) }
