@@ -2,7 +2,8 @@
 # testdb.sh start|stop|env — throwaway PostgreSQL 15 and MariaDB servers for sqlmta's tests.
 #
 # start: installs the Debian packages when missing, creates data dirs under $SQLMTA_TESTDB_DIR
-#        (default /tmp/sqlmta-testdb), starts PostgreSQL on 127.0.0.1:55432 and MariaDB on 127.0.0.1:53306,
+#        (default /tmp/sqlmta-testdb), starts PostgreSQL on 127.0.0.1:55432 and MariaDB on 127.0.0.1:53306
+#        (ports: $SQLMTA_TESTDB_PG_PORT, $SQLMTA_TESTDB_MYSQL_PORT),
 #        waits until both accept connections, creates user sqlmta (may create databases) and writes
 #        $SQLMTA_TESTDB_DIR/env. Starting when already running is fine.
 # env:   prints the export lines (source them: eval "$(scripts/testdb.sh env)").
@@ -12,8 +13,8 @@
 set -euo pipefail
 
 DIR="${SQLMTA_TESTDB_DIR:-/tmp/sqlmta-testdb}"
-PG_PORT=55432
-MY_PORT=53306
+PG_PORT="${SQLMTA_TESTDB_PG_PORT:-55432}"
+MY_PORT="${SQLMTA_TESTDB_MYSQL_PORT:-53306}"
 USER_NAME=sqlmta
 USER_PASS=sqlmta
 PG_BIN=/usr/lib/postgresql/15/bin
