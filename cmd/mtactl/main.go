@@ -29,14 +29,14 @@ func main() {
 	// Called through a link, mtactl is that Postfix tool.
 	switch filepath.Base(os.Args[0]) {
 	case "postmap":
-		os.Exit(postmapMain(os.Args[1:], os.Stdout, os.Stderr))
+		os.Exit(postmapMain(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 	case "newaliases":
 		os.Exit(aliasesMain("newaliases", defaultConfigDir(), os.Args[1:], os.Stdout, os.Stderr))
 	}
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
-func run(args []string, stdout, stderr io.Writer) int {
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("mtactl", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, usage) }
@@ -56,7 +56,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "migrate":
 		err = migrate(*dir, rest, stdout)
 	case "map":
-		return mapMain(*dir, rest, stdout, stderr)
+		return mapMain(*dir, rest, stdin, stdout, stderr)
 	case "aliases":
 		return aliasesMain("mtactl aliases", *dir, rest, stdout, stderr)
 	default:

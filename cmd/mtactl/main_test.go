@@ -10,8 +10,14 @@ import (
 
 func mtactl(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
+	return mtactlIn(t, "", args...)
+}
+
+// mtactlIn runs mtactl with in as its standard input.
+func mtactlIn(t *testing.T, in string, args ...string) (string, string, int) {
+	t.Helper()
 	var out, errb bytes.Buffer
-	code := run(args, &out, &errb)
+	code := run(args, strings.NewReader(in), &out, &errb)
 	return out.String(), errb.String(), code
 }
 

@@ -19,9 +19,6 @@ import (
 	"sqlmta/store/open"
 )
 
-// stdin is where `-q -`, `-d -` and `-i` read keys and entries; tests replace it.
-var stdin io.Reader = os.Stdin
-
 // postmap's modes.
 const (
 	modeImport = iota
@@ -35,11 +32,12 @@ type postmapOpts struct {
 	prog        string // "postmap" or "mtactl map": prefixes messages
 	dir         string // configuration directory (-c)
 	mode        int
-	key         string // -q / -d argument; "-" reads keys from stdin
-	noFold      bool   // -f
-	replace     bool   // -r: later duplicates replace earlier ones
-	quiet       bool   // -w: duplicates silently ignored
-	incremental bool   // -i
+	key         string    // -q / -d argument; "-" reads keys from stdin
+	stdin       io.Reader // where `-q -`, `-d -` and `-i` read keys and entries
+	noFold      bool      // -f
+	replace     bool      // -r: later duplicates replace earlier ones
+	quiet       bool      // -w: duplicates silently ignored
+	incremental bool      // -i
 	maps        []string
 	aliases     bool // newaliases: aliases(5) syntax
 }
@@ -53,12 +51,12 @@ const mapUsage = `usage: mtactl map import [-f] [-r] [-w] [-i] [type:]file ...
 `
 
 // mapMain is `mtactl map …`; it returns the exit status, postmap's where postmap has one.
-func mapMain(dir string, args []string, stdout, stderr io.Writer) int {
+func mapMain(dir string, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, mapUsage)
 		return 2
 	}
-	o := postmapOpts{prog: "mtactl map", dir: dir}
+	o := postmapOpts{prog: "mtactl map", dir: dir, stdin: stdin}
 	sub, args := args[0], args[1:]
 	flags := "frwi"
 	switch sub {
@@ -117,8 +115,8 @@ func mapMain(dir string, args []string, stdout, stderr io.Writer) int {
 }
 
 // postmapMain is mtactl called as postmap: Postfix's flags, [type:]file arguments, default type hash.
-func postmapMain(args []string, stdout, stderr io.Writer) int {
-	o := postmapOpts{prog: "postmap", dir: defaultConfigDir()}
+func postmapMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	o := postmapOpts{prog: "postmap", dir: defaultConfigDir(), stdin: stdin}
 	var modes int
 	rest, err := getopt(args, "Nbc:d:fhimnopq:rsuvwx", func(c byte, arg string) {
 		switch c {
@@ -283,7 +281,7 @@ func (o *postmapOpts) run(stdout, stderr io.Writer) int {
 		fromStdin := o.key == "-"
 		if fromStdin {
 			keys = nil
-			sc := bufio.NewScanner(stdin)
+			sc := bufio.NewScanner(o.stdin)
 			sc.Buffer(make([]byte, 64<<10), 1<<20)
 			for sc.Scan() {
 				if k := strings.TrimSpace(sc.Text()); k != "" {
@@ -364,7 +362,7 @@ func (o *postmapOpts) run(stdout, stderr io.Writer) int {
 	for _, r := range refs {
 		var err error
 		if o.incremental {
-			err = o.put(ctx, ms, r.file, stdin, stderr)
+			err = o.put(ctx, ms, r.file, o.stdin, stderr)
 		} else {
 			err = o.importFile(ctx, ms, r.file, stderr)
 		}

@@ -37,23 +37,11 @@ func (e *mapEnv) file(name, text string) string {
 	return p
 }
 
-// mtactlIn runs mtactl with in as its standard input.
-func mtactlIn(t *testing.T, in string, args ...string) (string, string, int) {
-	t.Helper()
-	old := stdin
-	stdin = strings.NewReader(in)
-	defer func() { stdin = old }()
-	return mtactl(t, args...)
-}
-
 // postmapIn runs mtactl as postmap.
 func (e *mapEnv) postmap(in string, args ...string) (string, string, int) {
 	e.t.Helper()
-	old := stdin
-	stdin = strings.NewReader(in)
-	defer func() { stdin = old }()
 	var out, errb bytes.Buffer
-	code := postmapMain(append([]string{"-c", e.conf}, args...), &out, &errb)
+	code := postmapMain(append([]string{"-c", e.conf}, args...), strings.NewReader(in), &out, &errb)
 	return out.String(), errb.String(), code
 }
 

@@ -1,5 +1,7 @@
-// Package cleanup is the last stage before the queue: it qualifies envelope
-// addresses, adds the headers Postfix's cleanup(8) adds (Received, and
+// Package cleanup is the last stage before the queue, Postfix's cleanup(8):
+// it rewrites envelope addresses (standard form, canonical maps,
+// masquerading, virtual alias expansion, duplicate elimination — reference
+// §6.B), applies header_checks, adds the headers Postfix adds (Received, and
 // Message-Id, Date and From when missing), and enqueues the message in one
 // short transaction. It streams the body: only the header block is held in
 // memory.
@@ -16,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"sqlmta/mapdrivers"
 	"sqlmta/mtad/envelope"
 	"sqlmta/mtad/maillog"
 	"sqlmta/mtad/queueid"
@@ -34,7 +37,45 @@ type Config struct {
 	AlwaysAddMissing bool
 	// LocalAddrs are this host's interface addresses (permit_inet_interfaces).
 	LocalAddrs []netip.Addr
-	Qualify    func(addr string) string // trivial-rewrite standard form
+	Qualify    func(addr string) string // trivial-rewrite standard form (rewrite.Resolver.Qualify)
+
+	// IsLocalDomain says whether an address in domain may be looked up by
+	// its bare localpart in canonical and virtual tables: the domain is
+	// $myorigin or local (rewrite.Resolver.LocalpartLookup).
+	IsLocalDomain func(domain string) bool
+	// OpenMap opens a "type:name" table (mapdrivers/open.Opener.Open). It
+	// is called per message, so it should cache.
+	OpenMap func(ctx context.Context, spec string) (mapdrivers.Map, error)
+
+	// The tables of each parameter, as "type:name" items.
+	CanonicalMaps          []string // canonical_maps
+	SenderCanonicalMaps    []string // sender_canonical_maps
+	RecipientCanonicalMaps []string // recipient_canonical_maps
+	VirtualAliasMaps       []string // virtual_alias_maps
+	HeaderChecks           []string // header_checks
+
+	// Which addresses each canonical parameter rewrites: envelope_sender,
+	// envelope_recipient, header_sender, header_recipient. Unlike Postfix
+	// there is no default here: pass main.cf's value (config.List).
+	CanonicalClasses          []string // canonical_classes
+	SenderCanonicalClasses    []string // sender_canonical_classes
+	RecipientCanonicalClasses []string // recipient_canonical_classes
+
+	MasqueradeDomains    []string // masquerade_domains, "!domain" exempts
+	MasqueradeExceptions []string // masquerade_exceptions: localparts
+	MasqueradeClasses    []string // masquerade_classes
+
+	RecipientDelimiter           string   // recipient_delimiter
+	PropagateUnmatchedExtensions []string // propagate_unmatched_extensions: canonical, virtual
+	EmptyAddressRecipient        string   // empty_address_recipient; "" is MAILER-DAEMON
+
+	// Virtual alias limits; 0 is Postfix's default of 1000.
+	VirtualAliasRecursionLimit     int // virtual_alias_recursion_limit
+	VirtualAliasExpansionLimit     int // virtual_alias_expansion_limit
+	VirtualAliasAddressLengthLimit int // virtual_alias_address_length_limit
+	// DuplicateFilterLimit bounds the memory of the recipient duplicate
+	// filter (duplicate_filter_limit); 0 means no limit, as in Postfix.
+	DuplicateFilterLimit int
 }
 
 // Cleanup enqueues messages. It implements smtpd.Submitter.
@@ -56,14 +97,107 @@ func New(cfg Config, st store.Store, log *maillog.Logger) *Cleanup {
 	if cfg.MailName == "" {
 		cfg.MailName = "Postfix"
 	}
+	for _, l := range []*int{&cfg.VirtualAliasRecursionLimit, &cfg.VirtualAliasExpansionLimit, &cfg.VirtualAliasAddressLengthLimit} {
+		if *l <= 0 {
+			*l = 1000
+		}
+	}
+	if cfg.EmptyAddressRecipient == "" {
+		cfg.EmptyAddressRecipient = "MAILER-DAEMON"
+	}
 	return &Cleanup{cfg: cfg, store: st, log: log, now: time.Now}
 }
 
 // queueWriteError is Postfix's reply when the queue file cannot be written.
 var queueWriteError = reply.New(451, "4.3.0", "Error: queue file write error")
 
+// tables are the lookup tables of one message, opened.
+type tables struct {
+	senderCanon, recipientCanon, canon, virtual, headerChecks *maps
+}
+
+func (c *Cleanup) openTables(ctx context.Context) (*tables, error) {
+	var t tables
+	var err error
+	for _, p := range []struct {
+		dst   **maps
+		title string
+		specs []string
+	}{
+		{&t.senderCanon, "sender_canonical_maps", c.cfg.SenderCanonicalMaps},
+		{&t.recipientCanon, "recipient_canonical_maps", c.cfg.RecipientCanonicalMaps},
+		{&t.canon, "canonical_maps", c.cfg.CanonicalMaps},
+		{&t.virtual, "virtual_alias_maps", c.cfg.VirtualAliasMaps},
+		{&t.headerChecks, "header_checks", c.cfg.HeaderChecks},
+	} {
+		if *p.dst, err = c.openMaps(ctx, p.title, p.specs); err != nil {
+			return nil, err
+		}
+	}
+	return &t, nil
+}
+
+// rewriteSender is cleanup_addr_sender: standard form, MAILER-DAEMON@$myorigin
+// to the null sender, sender_canonical_maps, canonical_maps, masquerading.
+func (c *Cleanup) rewriteSender(ctx context.Context, st *state, t *tables, addr string) string {
+	addr = c.qualify(addr)
+	if len(addr) > len("MAILER-DAEMON@") && strings.EqualFold(addr[:len("MAILER-DAEMON@")], "MAILER-DAEMON@") &&
+		strings.EqualFold(addr, c.qualify("MAILER-DAEMON")) {
+		addr = ""
+	}
+	if hasClass(c.cfg.SenderCanonicalClasses, "envelope_sender") {
+		addr = c.map11(ctx, st, t.senderCanon, addr)
+	}
+	if hasClass(c.cfg.CanonicalClasses, "envelope_sender") {
+		addr = c.map11(ctx, st, t.canon, addr)
+	}
+	if hasClass(c.cfg.MasqueradeClasses, "envelope_sender") {
+		addr = c.masquerade(addr)
+	}
+	return addr
+}
+
+// rewriteRecipient is cleanup_addr_recipient up to virtual expansion:
+// standard form, recipient_canonical_maps, canonical_maps, masquerading.
+func (c *Cleanup) rewriteRecipient(ctx context.Context, st *state, t *tables, addr string) string {
+	if addr == "" {
+		addr = c.cfg.EmptyAddressRecipient
+	}
+	addr = c.qualify(addr)
+	if hasClass(c.cfg.RecipientCanonicalClasses, "envelope_recipient") {
+		addr = c.map11(ctx, st, t.recipientCanon, addr)
+	}
+	if hasClass(c.cfg.CanonicalClasses, "envelope_recipient") {
+		addr = c.map11(ctx, st, t.canon, addr)
+	}
+	if hasClass(c.cfg.MasqueradeClasses, "envelope_recipient") {
+		addr = c.masquerade(addr)
+	}
+	return addr
+}
+
+// dupFilter is cleanup's been_here table for recipients: case-insensitive,
+// and once it holds limit entries it stops remembering new ones (so later
+// duplicates get through, as in Postfix), which bounds its memory.
+type dupFilter struct {
+	limit int
+	seen  map[string]bool
+}
+
+func (d *dupFilter) check(key string) bool {
+	key = strings.ToLower(key)
+	if d.seen[key] {
+		return true
+	}
+	if d.limit <= 0 || len(d.seen) < d.limit {
+		d.seen[key] = true
+	}
+	return false
+}
+
 // Submit runs cleanup on one message and enqueues it. It returns nil only
-// after the store committed.
+// after the store committed, or when header_checks discarded the message
+// (Postfix answers 250 for that too).
 func (c *Cleanup) Submit(ctx context.Context, env *envelope.Envelope, content io.Reader) error {
 	if env.QueueID == "" {
 		env.QueueID = queueid.New()
@@ -76,7 +210,14 @@ func (c *Cleanup) Submit(ctx context.Context, env *envelope.Envelope, content io
 	if err != nil {
 		return queueWriteError.Wrap(err)
 	}
-	sender := c.qualify(env.Sender)
+	t, err := c.openTables(ctx)
+	if err != nil {
+		c.log.Printf("cleanup", "warning: %s: %v -- message not accepted, try again later", env.QueueID, err)
+		return queueWriteError.Wrap(err)
+	}
+	st := &state{queueID: env.QueueID}
+	sender := c.rewriteSender(ctx, st, t, env.Sender)
+	st.sender = sender
 	m := &store.NewMessage{
 		QueueID:    env.QueueID,
 		Sender:     sender,
@@ -90,24 +231,51 @@ func (c *Cleanup) Submit(ctx context.Context, env *envelope.Envelope, content io
 		EnvID:      env.EnvID,
 		Ret:        env.Ret,
 	}
-	seen := make(map[string]bool, len(env.Recipients))
+	dups := &dupFilter{limit: c.cfg.DuplicateFilterLimit, seen: make(map[string]bool, len(env.Recipients))}
 	for _, r := range env.Recipients {
-		addr := c.qualify(r.Address)
-		// Duplicate elimination, keyed as with enable_original_recipient.
-		key := strings.ToLower(addr) + "\x00" + r.Orig + "\x00" + r.Notify + "\x00" + r.ORCPT
-		if seen[key] {
-			continue
+		addr := c.rewriteRecipient(ctx, st, t, r.Address)
+		st.recip = addr
+		final := []string{addr}
+		if t.virtual != nil {
+			final = c.map1n(ctx, st, t.virtual, addr)
 		}
-		seen[key] = true
-		m.Recipients = append(m.Recipients, store.NewRecipient{Address: addr, Orig: r.Orig, Notify: r.Notify, ORCPT: r.ORCPT})
+		// Duplicate elimination keyed as with enable_original_recipient =
+		// yes: a missing ORCPT counts as "rfc822;" plus the address before
+		// virtual expansion, as cleanup_addr.c fills it in.
+		orcpt := r.ORCPT
+		if orcpt == "" {
+			orcpt = "rfc822;" + addr
+		}
+		orig := r.Orig
+		if orig == "" {
+			orig = r.Address
+		}
+		for _, f := range final {
+			if dups.check(orcpt + "\n" + r.Notify + "\n" + orig + "\n" + f) {
+				continue
+			}
+			m.Recipients = append(m.Recipients, store.NewRecipient{Address: f, Orig: r.Orig, Notify: r.Notify, ORCPT: r.ORCPT})
+		}
+	}
+
+	now := c.now()
+	var received, bottom bytes.Buffer
+	c.writeReceived(&received, env, now)
+	// Postfix's own Received header is part of the content cleanup reads,
+	// so header_checks see it too.
+	fields := c.headerChecks(ctx, st, env, t.headerChecks, append([][]byte{received.Bytes()}, hdr.fields...))
+	if r := st.reply(); r != nil {
+		return r
+	}
+	if st.discard {
+		return nil
 	}
 	if len(m.Recipients) == 0 {
 		return reply.New(554, "5.5.1", "Error: no valid recipients")
 	}
-
-	now := c.now()
-	var top, bottom bytes.Buffer
-	c.writeReceived(&top, env, m, now)
+	if t.headerChecks != nil {
+		hdr.messageID, hdr.hasDate, hdr.hasFrom = scanFields(fields[min(1, len(fields)):])
+	}
 	addMissing := c.cfg.AlwaysAddMissing || c.isLocalClient(env.ClientAddr)
 	m.MessageID = hdr.messageID
 	if hdr.messageID == "" && addMissing {
@@ -124,7 +292,7 @@ func (c *Cleanup) Submit(ctx context.Context, env *envelope.Envelope, content io
 		}
 		fmt.Fprintf(&bottom, "From: %s\r\n", from)
 	}
-	m.Content = io.MultiReader(&top, bytes.NewReader(hdr.raw), &bottom, br)
+	m.Content = io.MultiReader(bytes.NewReader(bytes.Join(fields, nil)), &bottom, br)
 
 	for try := 0; ; try++ {
 		err = c.store.Enqueue(ctx, m)
@@ -149,6 +317,29 @@ func (c *Cleanup) Submit(ctx context.Context, env *envelope.Envelope, content io
 	c.log.Printf("cleanup", "%s: message-id=%s", env.QueueID, mid)
 	if c.Enqueued != nil {
 		c.Enqueued()
+	}
+	return nil
+}
+
+// reply is smtpd's answer to cleanup's status, in smtpd's order of
+// precedence (smtpd.c data_cmd, cleanup_strerror.c): a deferral with its
+// reason, then rejected content, then "queue file write error".
+func (st *state) reply() *reply.Error {
+	withReason := func(code int, dsn, text string) *reply.Error {
+		if st.reason != "" {
+			dsn, text, _ = strings.Cut(st.reason, " ")
+		} else {
+			text = "Error: " + text
+		}
+		return reply.New(code, dsn, text)
+	}
+	switch {
+	case st.errs&statDefer != 0:
+		return withReason(451, "4.7.1", "service unavailable")
+	case st.errs&statCont != 0:
+		return withReason(550, "5.7.1", "message content rejected")
+	case st.errs&statWrite != 0:
+		return queueWriteError
 	}
 	return nil
 }
@@ -180,7 +371,7 @@ func (c *Cleanup) isLocalClient(addr string) bool {
 }
 
 // writeReceived writes Postfix smtpd's Received header.
-func (c *Cleanup) writeReceived(w *bytes.Buffer, env *envelope.Envelope, m *store.NewMessage, now time.Time) {
+func (c *Cleanup) writeReceived(w *bytes.Buffer, env *envelope.Envelope, now time.Time) {
 	proto := env.Protocol
 	if proto == "" {
 		proto = "local"
@@ -199,15 +390,17 @@ func (c *Cleanup) writeReceived(w *bytes.Buffer, env *envelope.Envelope, m *stor
 	} else {
 		fmt.Fprintf(w, "Received: by %s (%s, from userid 0)\r\n\tid %s", c.cfg.Hostname, c.cfg.MailName, env.QueueID)
 	}
-	if len(m.Recipients) == 1 {
-		fmt.Fprintf(w, "\r\n\tfor <%s>", m.Recipients[0].Address)
+	// smtpd names the recipient when the client gave exactly one, as given.
+	if len(env.Recipients) == 1 {
+		fmt.Fprintf(w, "\r\n\tfor <%s>", env.Recipients[0].Address)
 	}
 	fmt.Fprintf(w, "; %s\r\n", now.Format("Mon, 2 Jan 2006 15:04:05 -0700 (MST)"))
 }
 
 // header is what cleanup learned from the primary header block.
 type header struct {
-	raw       []byte // the header lines as received, CRLF-terminated
+	raw       []byte   // the header lines as received, CRLF-terminated
+	fields    [][]byte // raw split into header fields, continuation lines included
 	messageID string
 	hasDate   bool
 	hasFrom   bool
@@ -255,8 +448,10 @@ func readHeader(br *bufio.Reader, limit int) (*header, error) {
 			if !isCont {
 				flush()
 				cur = ""
+				h.fields = append(h.fields, nil)
 			}
 		}
+		h.fields[len(h.fields)-1] = append(h.fields[len(h.fields)-1], full...)
 		midLine = full[len(full)-1] != '\n'
 		cur += strings.TrimRight(string(full), "\r\n")
 		h.raw = append(h.raw, full...)
@@ -266,6 +461,28 @@ func readHeader(br *bufio.Reader, limit int) (*header, error) {
 	}
 	flush()
 	return h, nil
+}
+
+// scanFields finds what readHeader finds, in header fields that
+// header_checks may have changed.
+func scanFields(fields [][]byte) (messageID string, hasDate, hasFrom bool) {
+	for _, f := range fields {
+		name, value, ok := strings.Cut(logicalHeader(f), ":")
+		if !ok {
+			continue
+		}
+		switch strings.ToLower(strings.TrimSpace(name)) {
+		case "message-id":
+			if messageID == "" {
+				messageID = strings.TrimSpace(strings.ReplaceAll(value, "\n", ""))
+			}
+		case "date":
+			hasDate = true
+		case "from":
+			hasFrom = true
+		}
+	}
+	return messageID, hasDate, hasFrom
 }
 
 // peekLine returns the next line (with its line end) without consuming it;

@@ -20,6 +20,15 @@ type Envelope struct {
 	SMTPUTF8 bool   // MAIL FROM SMTPUTF8
 	EnvID    string // DSN ENVID, "" if none
 	Ret      string // DSN RET: "", "FULL" or "HDRS"
+
+	// Actions that smtpd's access maps asked for (reference §3); cleanup
+	// and qmgr carry them out.
+	Hold     bool     // HOLD: put the message on hold
+	Discard  bool     // DISCARD: accept and silently drop
+	Redirect string   // REDIRECT user@domain: replaces every recipient (last one wins)
+	Filter   string   // FILTER transport:destination: overrides content_filter (last one wins)
+	Bcc      []string // BCC user@domain: extra recipients
+	Prepend  []string // PREPEND header: value, in the order they were triggered
 }
 
 // Recipient is one envelope recipient.

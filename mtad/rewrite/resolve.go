@@ -35,6 +35,15 @@ type Resolver struct {
 	DefaultTransport      string    // default_transport
 	Relayhost             string    // relayhost
 	MyOrigin              string    // myorigin, for unqualified addresses
+	MyDomain              string    // mydomain, for append_dot_mydomain
+
+	// The standard-form switches of trivial-rewrite (reference §6.A). The
+	// zero value turns each off; Postfix's defaults are yes, yes, yes and
+	// (at compatibility_level >= 1) no.
+	SwapBangpath      bool // swap_bangpath: site!user → user@site
+	AllowPercentHack  bool // allow_percent_hack: user%domain → user@domain
+	AppendAtMyorigin  bool // append_at_myorigin: user → user@$myorigin
+	AppendDotMydomain bool // append_dot_mydomain: user@host → user@host.$mydomain
 }
 
 // Result says where one recipient goes.
@@ -53,21 +62,6 @@ func Domain(addr string) string {
 		return ""
 	}
 	return strings.TrimSuffix(strings.ToLower(addr[i+1:]), ".")
-}
-
-// Qualify puts an envelope address into standard form the way
-// trivial-rewrite does in the local context: an address without a domain
-// gets "@$myorigin" (append_at_myorigin), one trailing dot is dropped. The
-// null sender stays empty.
-func (r *Resolver) Qualify(addr string) string {
-	if addr == "" {
-		return ""
-	}
-	addr = strings.TrimSuffix(addr, ".")
-	if !strings.Contains(addr, "@") && r.MyOrigin != "" {
-		return addr + "@" + r.MyOrigin
-	}
-	return addr
 }
 
 // IsLocalDomain reports whether domain is in mydestination (an address

@@ -16,6 +16,7 @@ func TestResolve(t *testing.T) {
 		RelayTransport:        "relay",
 		DefaultTransport:      "smtp",
 		MyOrigin:              "mail.example.com",
+		AppendAtMyorigin:      true,
 	}
 	cases := []struct {
 		addr, transport, nexthop string

@@ -10,10 +10,12 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"sqlmta/mapdrivers"
 	"sqlmta/mtad/envelope"
 	"sqlmta/mtad/maillog"
 	"sqlmta/mtad/matchlist"
@@ -51,6 +53,40 @@ type Config struct {
 	// or relay for: reject_unauth_destination.
 	AuthDestination func(domain string) bool
 
+	// The other restriction lists (nil or empty = empty list, Postfix's
+	// default for each of them).
+	ClientRestrictions    []string // smtpd_client_restrictions
+	HeloRestrictions      []string // smtpd_helo_restrictions
+	SenderRestrictions    []string // smtpd_sender_restrictions
+	DataRestrictions      []string // smtpd_data_restrictions
+	EndOfDataRestrictions []string // smtpd_end_of_data_restrictions
+	// RestrictionClasses maps each name in smtpd_restriction_classes to
+	// the list its parameter holds.
+	RestrictionClasses map[string][]string
+	// NoDelayReject is smtpd_delay_reject = no: client, helo and sender
+	// restrictions run at connect, HELO and MAIL instead of at RCPT.
+	NoDelayReject bool
+	// OpenMap opens a "type:name" table named in a restriction list. It is
+	// called once per table when the configuration is compiled; smtpd does
+	// not close the maps (the opener owns them).
+	OpenMap func(ctx context.Context, spec string) (mapdrivers.Map, error)
+	// AccessParentDot is true when smtpd_access_maps is not in
+	// parent_domain_matches_subdomains: parent keys are then ".example.com".
+	AccessParentDot    bool
+	RecipientDelimiter string // recipient_delimiter (each character is a delimiter)
+	NullAccessKey      string // smtpd_null_access_lookup_key ("" = "<>")
+	// Qualify puts an address into the form trivial-rewrite gives it
+	// (user → user@$myorigin) before access-map lookups; nil leaves it.
+	Qualify func(addr string) string
+	// RelayDomains matches a client host name for check_relay_domains.
+	RelayDomains func(name string) bool
+	// InetInterfaces reports whether an IP is one of ours
+	// (permit_inet_interfaces); nil means the host's interface addresses.
+	InetInterfaces        func(ip netip.Addr) bool
+	AllowUntrustedRouting bool // allow_untrusted_routing
+	SoftBounce            bool // soft_bounce: every 5xx reject becomes 4xx
+	Codes                 Codes
+
 	SpoolMemory int64  // DATA kept in memory up to this many bytes (0 = 1 MiB)
 	SpoolDir    string // temp files ("" = os.TempDir())
 	Log         *maillog.Logger
@@ -61,7 +97,11 @@ type Config struct {
 // so a reload never changes the rules in the middle of a transaction.
 type compiled struct {
 	Config
-	relay, rcpt []string
+	relay, rcpt          []string
+	client, helo, sender []string
+	data, eod            []string
+	classes              map[string][]string
+	maps                 map[string]mapdrivers.Map
 }
 
 const (
@@ -94,22 +134,11 @@ func compile(cfg Config) (*compiled, error) {
 	if cfg.SpoolMemory == 0 {
 		cfg.SpoolMemory = 1 << 20
 	}
-	relayList := cfg.RelayRestrictions
-	if relayList == nil {
-		relayList = defaultRelayRestrictions
+	if cfg.NullAccessKey == "" {
+		cfg.NullAccessKey = "<>"
 	}
-	relay, err := compileRestrictions("smtpd_relay_restrictions", relayList)
-	if err != nil {
-		return nil, err
-	}
-	rcpt, err := compileRestrictions("smtpd_recipient_restrictions", cfg.RecipientRestrictions)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkWorking(relay, rcpt); err != nil {
-		return nil, err
-	}
-	return &compiled{Config: cfg, relay: relay, rcpt: rcpt}, nil
+	cfg.Codes = cfg.Codes.withDefaults()
+	return compileLists(cfg)
 }
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -125,6 +154,7 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	sessions  map[*session]struct{}
 	wg        sync.WaitGroup
+	warned    sync.Map // warnings already logged (warnOnce)
 }
 
 // New validates cfg and returns a Server.

@@ -39,16 +39,22 @@ type session struct {
 	br   *bufio.Reader
 	bw   *bufio.Writer
 
-	ip       netip.Addr
-	addr     string // client IP as text, for logs and the envelope
-	name     string // verified client host name or "unknown"
-	helo     string
-	protocol string // "SMTP" until EHLO
-	where    string // last command, for "lost connection after X"
+	ip   netip.Addr
+	addr string // client IP as text, for logs and the envelope
+	name string // verified client host name or "unknown"
+	// reverseName is the PTR name even when it does not resolve back
+	// (check_reverse_client_hostname_access), or "unknown".
+	reverseName string
+	helo        string
+	protocol    string // "SMTP" until EHLO
+	where       string // last command, for "lost connection after X"
 
 	errorCount int
 	junk       int
 	stats      map[string]*cmdStat
+
+	chk          checkState // UCE restriction state (restrict.go)
+	accessDenied bool       // client restrictions rejected at connect
 
 	// The mail transaction.
 	inTx       bool
@@ -62,6 +68,7 @@ type session struct {
 	rcpts      []envelope.Recipient
 	overshoot  int
 	msgSizeArg int64
+	act        actions // access-map actions for this transaction
 
 	// mu guards the fields Shutdown touches from another goroutine.
 	mu      sync.Mutex
@@ -116,6 +123,7 @@ func (s *session) serve() {
 // back to the client address.
 func (s *session) identify() {
 	s.name = "unknown"
+	s.reverseName = "unknown"
 	if ap, err := netip.ParseAddrPort(s.conn.RemoteAddr().String()); err == nil {
 		s.ip = ap.Addr().Unmap()
 		s.addr = s.ip.String()
@@ -130,6 +138,7 @@ func (s *session) identify() {
 		return
 	}
 	name := strings.TrimSuffix(names[0], ".")
+	s.reverseName = name
 	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", name)
 	if err != nil {
 		return
@@ -188,7 +197,21 @@ func (s *session) flush() error {
 // loop runs the command loop; it returns the reason for an abnormal end
 // ("lost connection", "timeout", "too many errors") or "".
 func (s *session) loop() string {
-	s.reply("220 %s", s.cfg.Banner)
+	if s.cfg.NoDelayReject {
+		// smtpd_delay_reject = no: the client restrictions answer instead
+		// of the greeting, and every later command but QUIT is refused.
+		if rerr := s.checkConnect(); rerr != nil {
+			s.reply("%s", rerr.String())
+			s.accessDenied = true
+			if s.chk.hangup {
+				return ""
+			}
+		} else {
+			s.reply("220 %s", s.cfg.Banner)
+		}
+	} else {
+		s.reply("220 %s", s.cfg.Banner)
+	}
 	for {
 		if s.errorCount >= s.cfg.HardErrorLimit {
 			s.reply("421 4.7.0 %s Error: too many errors", s.cfg.Hostname)
@@ -204,7 +227,7 @@ func (s *session) loop() string {
 			return s.readFailure(err)
 		}
 		err = s.command(line)
-		if err == errQuit {
+		if err == errQuit || err == errHangup {
 			return ""
 		}
 		if err != nil {
@@ -295,6 +318,12 @@ func (s *session) command(line string) error {
 		s.reply("221 2.7.0 Error: I can break rules, too. Goodbye.")
 		return errQuit
 	}
+	if s.accessDenied && cmd != "quit" {
+		s.where = strings.ToUpper(cmd)
+		s.reply("503 5.7.0 Error: access denied for %s", s.namaddr())
+		s.errorCount++
+		return nil
+	}
 	var handler func(string) (bool, error)
 	switch cmd {
 	case "helo":
@@ -357,6 +386,7 @@ func (s *session) count(cmd string, ok bool) {
 // resetTx forgets the mail transaction (RSET, HELO/EHLO, end of DATA).
 func (s *session) resetTx() {
 	s.inTx = false
+	s.act = actions{}
 	s.sender = ""
 	s.bodyType, s.envID, s.ret = "", "", ""
 	s.smtputf8 = false
@@ -371,8 +401,14 @@ func (s *session) cmdHelo(args string) (bool, error) {
 		s.reply("501 Syntax: HELO hostname")
 		return false, nil
 	}
+	helo := neuter(strings.Join(strings.Fields(args), " "))
+	if s.cfg.NoDelayReject {
+		if rerr := s.checkHeloCmd(helo); rerr != nil {
+			return s.restrictionReply(rerr)
+		}
+	}
 	s.resetTx()
-	s.helo = neuter(strings.Join(strings.Fields(args), " "))
+	s.helo = helo
 	s.reply("250 %s", s.cfg.Hostname)
 	return true, nil
 }
@@ -382,8 +418,14 @@ func (s *session) cmdEhlo(args string) (bool, error) {
 		s.reply("501 Syntax: EHLO hostname")
 		return false, nil
 	}
+	helo := neuter(strings.Join(strings.Fields(args), " "))
+	if s.cfg.NoDelayReject {
+		if rerr := s.checkHeloCmd(helo); rerr != nil {
+			return s.restrictionReply(rerr)
+		}
+	}
 	s.resetTx()
-	s.helo = neuter(strings.Join(strings.Fields(args), " "))
+	s.helo = helo
 	s.protocol = "ESMTP"
 	lines := []string{s.cfg.Hostname, "PIPELINING"}
 	if s.cfg.MessageSizeLimit > 0 {
@@ -468,6 +510,12 @@ func (s *session) cmdMail(args string) (bool, error) {
 		s.reject("MAIL", reply.New(552, "5.3.4", "Message size exceeds fixed limit"), sender, true, "")
 		return false, nil
 	}
+	if s.cfg.NoDelayReject {
+		if rerr := s.checkMailCmd(sender); rerr != nil {
+			s.act = actions{} // side effects of a refused MAIL do not stay
+			return s.restrictionReply(rerr)
+		}
+	}
 	s.inTx = true
 	s.sender = sender
 	s.arrival = time.Now()
@@ -535,8 +583,7 @@ func (s *session) cmdRcpt(args string) (bool, error) {
 		return s.overshoot <= recipientOvershootMax, nil
 	}
 	if rerr := s.checkRcpt(addr); rerr != nil {
-		s.reject("RCPT", rerr, s.sender, s.inTx, addr)
-		return false, nil
+		return s.restrictionReply(rerr)
 	}
 	if s.queueID == "" {
 		s.queueID = queueid.New()
@@ -603,8 +650,7 @@ func (s *session) cmdVrfy(args string) (bool, error) {
 		return false, nil
 	}
 	if rerr := s.checkRcpt(addr); rerr != nil {
-		s.reject("VRFY", rerr, s.sender, s.inTx, addr)
-		return false, nil
+		return s.restrictionReply(rerr)
 	}
 	s.reply("252 2.0.0 %s", arg)
 	return true, nil
@@ -630,6 +676,9 @@ func (s *session) cmdData(args string) (bool, error) {
 	if args != "" {
 		s.reply("501 5.5.4 Syntax: DATA")
 		return false, nil
+	}
+	if rerr := s.checkData(false); rerr != nil {
+		return s.restrictionReply(rerr)
 	}
 	s.mu.Lock()
 	s.busy = true
@@ -663,6 +712,9 @@ func (s *session) cmdData(args string) (bool, error) {
 		s.reply("451 4.3.0 Error: queue file write error")
 		return false, nil
 	}
+	if rerr := s.checkData(true); rerr != nil {
+		return s.restrictionReply(rerr)
+	}
 	env := &envelope.Envelope{
 		QueueID:    s.queueID,
 		Sender:     s.sender,
@@ -676,6 +728,12 @@ func (s *session) cmdData(args string) (bool, error) {
 		SMTPUTF8:   s.smtputf8,
 		EnvID:      s.envID,
 		Ret:        s.ret,
+		Hold:       s.act.hold,
+		Discard:    s.act.discard,
+		Redirect:   s.act.redirect,
+		Filter:     s.act.filter,
+		Bcc:        s.act.bcc,
+		Prepend:    s.act.prepend,
 	}
 	if err := s.cfg.Submitter.Submit(s.srv.base, env, buf.Reader()); err != nil {
 		if rerr := reply.As(err); rerr != nil {
@@ -775,3 +833,18 @@ func trimCR(b []byte) []byte {
 	}
 	return b
 }
+
+// restrictionReply sends a restriction's reply (already logged). A 421 or
+// 521 reply ends the session, as in Postfix.
+func (s *session) restrictionReply(rerr *reply.Error) (bool, error) {
+	s.reply("%s", rerr.String())
+	if s.chk.hangup {
+		s.chk.hangup = false
+		s.flush()
+		return false, errHangup
+	}
+	return false, nil
+}
+
+// errHangup ends the session after a 421/521 restriction reply.
+var errHangup = errors.New("hangup")
