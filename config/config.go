@@ -210,7 +210,9 @@ func (c *Config) Check() error {
 	var errs []error
 	seen := map[string]bool{}
 	check := func(n string) {
-		if seen[n] {
+		// Templates ($home in forward_path, $rbl_code in default_rbl_reply)
+		// are expanded per message with ExpandWith, never as they stand.
+		if seen[n] || IsRaw(n) {
 			return
 		}
 		seen[n] = true

@@ -55,6 +55,10 @@ type Store interface {
 	// RecipientsDefer sets state='deferred', attempts+1, last_reason and next_attempt_at, and clears the
 	// lease, for rows still held by owner.
 	RecipientsDefer(ctx context.Context, owner string, ds []Deferral) error
+	// RecipientsRenew extends the lease of rows that owner still holds to until (and makes them due then),
+	// so that work claimed by a live node is not taken over while it waits or runs. It returns the IDs
+	// still held: a row missing from it was lost to another node.
+	RecipientsRenew(ctx context.Context, owner string, ids []int64, until time.Time) (held []int64, err error)
 	// RecipientsRelease gives claimed rows back (state back to queued, or deferred when attempted before;
 	// due now; lease cleared): the SIGTERM drain.
 	RecipientsRelease(ctx context.Context, owner string, ids []int64) error

@@ -263,18 +263,25 @@ func (c *Cleanup) Submit(ctx context.Context, env *envelope.Envelope, content io
 	c.writeReceived(&received, env, now)
 	// Postfix's own Received header is part of the content cleanup reads,
 	// so header_checks see it too.
-	fields := c.headerChecks(ctx, st, env, t.headerChecks, append([][]byte{received.Bytes()}, hdr.fields...))
+	// smtpd writes the headers its access maps PREPENDed before its own
+	// Received header (smtpd.c data_cmd).
+	var own [][]byte
+	for _, p := range env.Prepend {
+		own = append(own, []byte(p+"\r\n"))
+	}
+	own = append(own, received.Bytes())
+	fields := c.headerChecks(ctx, st, env, t.headerChecks, append(own, hdr.fields...))
 	if r := st.reply(); r != nil {
 		return r
 	}
-	if st.discard {
-		return nil
+	if st.discard || env.Discard {
+		return nil // smtpd's DISCARD was logged by smtpd
 	}
 	if len(m.Recipients) == 0 {
 		return reply.New(554, "5.5.1", "Error: no valid recipients")
 	}
 	if t.headerChecks != nil {
-		hdr.messageID, hdr.hasDate, hdr.hasFrom = scanFields(fields[min(1, len(fields)):])
+		hdr.messageID, hdr.hasDate, hdr.hasFrom = scanFields(fields)
 	}
 	addMissing := c.cfg.AlwaysAddMissing || c.isLocalClient(env.ClientAddr)
 	m.MessageID = hdr.messageID

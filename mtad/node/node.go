@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -53,6 +54,7 @@ type Node struct {
 	services []config.Service
 	cleanup  *cleanup.Cleanup
 	maps     *mapopen.Opener
+	oldMaps  []*mapopen.Opener // replaced on SIGHUP; closed at Stop
 
 	qmgrDone chan error
 	cancel   context.CancelFunc
@@ -101,11 +103,12 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", redact(dbURL), err)
 	}
+	n.maps = n.checkMaps(ctx, cfg)
 	if err := n.build(); err != nil {
+		n.maps.Close()
 		n.st.Close()
 		return nil, err
 	}
-	n.maps = n.checkMaps(ctx, cfg)
 	var lns []net.Listener
 	for _, svc := range n.services {
 		ln, err := net.Listen("tcp", svc.Listen)
@@ -165,12 +168,32 @@ func (n *Node) build() error {
 	}
 	hostname := get("myhostname")
 	n.cleanup = cleanup.New(cleanup.Config{
-		Hostname:         hostname,
-		MailName:         get("mail_name"),
-		HeaderSizeLimit:  num("header_size_limit"),
-		AlwaysAddMissing: boolean("always_add_missing_headers"),
-		LocalAddrs:       interfaceAddrs(),
-		Qualify:          res.Qualify,
+		Hostname:                       hostname,
+		MailName:                       get("mail_name"),
+		HeaderSizeLimit:                num("header_size_limit"),
+		AlwaysAddMissing:               boolean("always_add_missing_headers"),
+		LocalAddrs:                     interfaceAddrs(),
+		Qualify:                        res.Qualify,
+		IsLocalDomain:                  res.LocalpartLookup,
+		OpenMap:                        n.maps.Open,
+		CanonicalMaps:                  cfg.List("canonical_maps"),
+		SenderCanonicalMaps:            cfg.List("sender_canonical_maps"),
+		RecipientCanonicalMaps:         cfg.List("recipient_canonical_maps"),
+		VirtualAliasMaps:               cfg.List("virtual_alias_maps"),
+		HeaderChecks:                   cfg.List("header_checks"),
+		CanonicalClasses:               cfg.List("canonical_classes"),
+		SenderCanonicalClasses:         cfg.List("sender_canonical_classes"),
+		RecipientCanonicalClasses:      cfg.List("recipient_canonical_classes"),
+		MasqueradeDomains:              cfg.List("masquerade_domains"),
+		MasqueradeExceptions:           cfg.List("masquerade_exceptions"),
+		MasqueradeClasses:              cfg.List("masquerade_classes"),
+		RecipientDelimiter:             get("recipient_delimiter"),
+		PropagateUnmatchedExtensions:   cfg.List("propagate_unmatched_extensions"),
+		EmptyAddressRecipient:          get("empty_address_recipient"),
+		VirtualAliasRecursionLimit:     num("virtual_alias_recursion_limit"),
+		VirtualAliasExpansionLimit:     num("virtual_alias_expansion_limit"),
+		VirtualAliasAddressLengthLimit: num("virtual_alias_address_length_limit"),
+		DuplicateFilterLimit:           num("duplicate_filter_limit"),
 	}, n.st, n.log)
 
 	n.smtpTr = smtptransport.New(smtptransport.Config{
@@ -220,7 +243,7 @@ func (n *Node) build() error {
 	}
 	n.services = services
 	for _, svc := range services {
-		scfg, err := n.smtpdConfig(cfg.With(svc.Overrides), res)
+		scfg, err := n.smtpdConfig(cfg.With(svc.Overrides), res, n.maps)
 		if err != nil {
 			return fmt.Errorf("service %s: %w", svc.Name, err)
 		}
@@ -231,6 +254,12 @@ func (n *Node) build() error {
 		n.servers = append(n.servers, srv)
 	}
 	return errors.Join(errs...)
+}
+
+// relayDomains matches a client host name against relay_domains, for the
+// old check_relay_domains restriction.
+func relayDomains(res *rewrite.Resolver) func(string) bool {
+	return func(name string) bool { return res.RelayDomains != nil && res.RelayDomains.Contains(name) }
 }
 
 // newResolver reads trivial-rewrite's parameters.
@@ -244,7 +273,17 @@ func newResolver(cfg *config.Config) (*rewrite.Resolver, error) {
 		return d
 	}
 	subdomains := strings.Contains(cfg.Get("parent_domain_matches_subdomains"), "relay_domains")
+	boolean := func(name string) bool {
+		v, err := cfg.Bool(name)
+		errs = append(errs, err)
+		return v
+	}
 	return &rewrite.Resolver{
+		MyDomain:              cfg.Get("mydomain"),
+		SwapBangpath:          boolean("swap_bangpath"),
+		AllowPercentHack:      boolean("allow_percent_hack"),
+		AppendAtMyorigin:      boolean("append_at_myorigin"),
+		AppendDotMydomain:     boolean("append_dot_mydomain"),
 		MyDestination:         domains("mydestination", false),
 		VirtualMailboxDomains: domains("virtual_mailbox_domains", false),
 		RelayDomains:          domains("relay_domains", subdomains),
@@ -259,7 +298,7 @@ func newResolver(cfg *config.Config) (*rewrite.Resolver, error) {
 
 // smtpdConfig reads smtpd's parameters from cfg (main.cf plus a service's
 // -o overrides).
-func (n *Node) smtpdConfig(cfg *config.Config, res *rewrite.Resolver) (smtpd.Config, error) {
+func (n *Node) smtpdConfig(cfg *config.Config, res *rewrite.Resolver, maps *mapopen.Opener) (smtpd.Config, error) {
 	var errs []error
 	must := func(err error) { errs = append(errs, err) }
 	c := smtpd.Config{
@@ -267,7 +306,19 @@ func (n *Node) smtpdConfig(cfg *config.Config, res *rewrite.Resolver) (smtpd.Con
 		Banner:   cfg.Get("smtpd_banner"),
 		// Non-nil even when empty: smtpd reads nil as "the default list".
 		RelayRestrictions:     append([]string{}, cfg.List("smtpd_relay_restrictions")...),
-		RecipientRestrictions: append([]string{}, cfg.List("smtpd_recipient_restrictions")...),
+		RecipientRestrictions: cfg.List("smtpd_recipient_restrictions"),
+		ClientRestrictions:    cfg.List("smtpd_client_restrictions"),
+		HeloRestrictions:      cfg.List("smtpd_helo_restrictions"),
+		SenderRestrictions:    cfg.List("smtpd_sender_restrictions"),
+		DataRestrictions:      cfg.List("smtpd_data_restrictions"),
+		EndOfDataRestrictions: cfg.List("smtpd_end_of_data_restrictions"),
+		RestrictionClasses:    map[string][]string{},
+		OpenMap:               maps.Open,
+		AccessParentDot:       !slices.Contains(cfg.List("parent_domain_matches_subdomains"), "smtpd_access_maps"),
+		RecipientDelimiter:    cfg.Get("recipient_delimiter"),
+		NullAccessKey:         cfg.Get("smtpd_null_access_lookup_key"),
+		Qualify:               res.Qualify,
+		RelayDomains:          relayDomains(res),
 		AuthDestination:       res.AuthDestination,
 		SpoolDir:              cfg.Get("data_directory"),
 		Log:                   n.log,
@@ -294,6 +345,36 @@ func (n *Node) smtpdConfig(cfg *config.Config, res *rewrite.Resolver) (smtpd.Con
 	if err != nil {
 		must(fmt.Errorf("mynetworks: %w", err))
 	}
+	for _, class := range cfg.List("smtpd_restriction_classes") {
+		c.RestrictionClasses[class] = cfg.List(class)
+	}
+	noDelay, err := cfg.Bool("smtpd_delay_reject")
+	must(err)
+	c.NoDelayReject = !noDelay
+	c.AllowUntrustedRouting, err = cfg.Bool("allow_untrusted_routing")
+	must(err)
+	c.SoftBounce, err = cfg.Bool("soft_bounce")
+	must(err)
+	code := func(name string) int {
+		v, err := cfg.Int(name)
+		must(err)
+		return v
+	}
+	c.Codes = smtpd.Codes{
+		Reject:                     code("reject_code"),
+		Defer:                      code("defer_code"),
+		AccessMapReject:            code("access_map_reject_code"),
+		AccessMapDefer:             code("access_map_defer_code"),
+		RelayDomainsReject:         code("relay_domains_reject_code"),
+		NonFQDNReject:              code("non_fqdn_reject_code"),
+		InvalidHostnameReject:      code("invalid_hostname_reject_code"),
+		UnknownAddressReject:       code("unknown_address_reject_code"),
+		UnknownClientReject:        code("unknown_client_reject_code"),
+		UnknownHostnameReject:      code("unknown_hostname_reject_code"),
+		MapsRBLReject:              code("maps_rbl_reject_code"),
+		MultiRecipientBounceReject: code("multi_recipient_bounce_reject_code"),
+		PlaintextReject:            code("plaintext_reject_code"),
+	}
 	return c, errors.Join(errs...)
 }
 
@@ -312,23 +393,28 @@ func (n *Node) Reload() error {
 	if err != nil {
 		return err
 	}
+	// Tables are opened anew so that edited files and .cf settings count.
+	maps := n.checkMaps(context.Background(), cfg)
 	var cfgs []smtpd.Config
 	for _, svc := range n.services {
-		c, err := n.smtpdConfig(cfg.With(svc.Overrides), res)
+		c, err := n.smtpdConfig(cfg.With(svc.Overrides), res, maps)
 		if err != nil {
+			maps.Close()
 			return fmt.Errorf("service %s: %w", svc.Name, err)
 		}
 		cfgs = append(cfgs, c)
 	}
 	for i, srv := range n.servers {
 		if err := srv.SetConfig(cfgs[i]); err != nil {
+			maps.Close()
 			return fmt.Errorf("service %s: %w", n.services[i].Name, err)
 		}
 	}
-	// Tables are opened anew so that edited files and .cf settings count.
-	old := n.maps
-	n.maps = n.checkMaps(context.Background(), cfg)
-	old.Close()
+	// Sessions that started before the reload keep using the old tables
+	// until they end; closing them now would fail their lookups, so the old
+	// opener stays open (its tables are few and shared).
+	n.oldMaps = append(n.oldMaps, n.maps)
+	n.maps = maps
 	n.log.Printf("master", "reload -- configuration %s", n.opts.ConfigDir)
 	return nil
 }
@@ -371,6 +457,9 @@ func (n *Node) Stop(ctx context.Context) error {
 	n.cancel()
 	errs = append(errs, <-n.qmgrDone)
 	n.smtpTr.Close()
+	for _, o := range n.oldMaps {
+		errs = append(errs, o.Close())
+	}
 	errs = append(errs, n.maps.Close(), n.st.Close())
 	n.log.Printf("master", "terminating on signal 15")
 	if n.logFile != nil {

@@ -55,6 +55,7 @@ type Qmgr struct {
 	wake chan struct{}
 
 	mu       sync.Mutex
+	held     map[int64]bool   // claimed recipients whose outcome is not recorded yet: their leases are renewed
 	slots    int              // claimed deliveries not yet finished (running or pending)
 	dests    map[string]*dest // per-destination concurrency
 	slotFree chan struct{}
@@ -112,6 +113,7 @@ func New(cfg Config, st store.Store, resolve func(string) rewrite.Result, transp
 		wake:     make(chan struct{}, 1),
 		slotFree: make(chan struct{}, 1),
 		dests:    map[string]*dest{},
+		held:     map[int64]bool{},
 		done:     make(chan outcome, 1024),
 	}
 }
@@ -135,6 +137,12 @@ func (q *Qmgr) Run(ctx context.Context) error {
 	go func() {
 		q.recorder()
 		close(recorded)
+	}()
+	renewCtx, stopRenew := context.WithCancel(context.Background())
+	renewed := make(chan struct{})
+	go func() {
+		q.renewer(renewCtx)
+		close(renewed)
 	}()
 
 	for ctx.Err() == nil {
@@ -183,6 +191,8 @@ func (q *Qmgr) Run(ctx context.Context) error {
 	}
 	close(q.done)
 	<-recorded
+	stopRenew()
+	<-renewed
 	return nil
 }
 
@@ -249,6 +259,9 @@ func (q *Qmgr) dispatch(ctx context.Context, rcpts []store.ClaimedRecipient, cla
 		})
 	}
 	q.mu.Lock()
+	for _, r := range rcpts {
+		q.held[r.ID] = true
+	}
 	q.slots += len(jobs)
 	var start []*job
 	for _, j := range jobs {
@@ -317,6 +330,7 @@ func (q *Qmgr) releasePending() {
 		for _, j := range d.pending {
 			for _, r := range j.rcpts {
 				ids = append(ids, r.ID)
+				delete(q.held, r.ID)
 			}
 			q.slots--
 		}
@@ -331,6 +345,54 @@ func (q *Qmgr) releasePending() {
 	if err := q.st.RecipientsRelease(ctx, q.cfg.Owner, ids); err != nil {
 		// Not fatal: the leases expire and the work is claimed again.
 		q.log.Printf("qmgr", "warning: release %d recipients: %v", len(ids), err)
+	}
+}
+
+// renewer extends the leases of every recipient this node holds, a third of
+// the lease time before they run out, so that work waiting for its
+// destination or in a long delivery is not taken over by another node.
+func (q *Qmgr) renewer(ctx context.Context) {
+	t := time.NewTicker(q.cfg.Lease / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		q.mu.Lock()
+		ids := make([]int64, 0, len(q.held))
+		for id := range q.held {
+			ids = append(ids, id)
+		}
+		q.mu.Unlock()
+		if len(ids) == 0 {
+			continue
+		}
+		held, err := q.st.RecipientsRenew(ctx, q.cfg.Owner, ids, q.now().Add(q.cfg.Lease))
+		if err != nil {
+			if ctx.Err() == nil {
+				q.log.Printf("qmgr", "warning: renew %d leases: %v", len(ids), err)
+			}
+			continue
+		}
+		// Rows can be missing because their outcome was recorded meanwhile;
+		// only those still held locally were taken over.
+		still := make(map[int64]bool, len(held))
+		for _, id := range held {
+			still[id] = true
+		}
+		lost := 0
+		q.mu.Lock()
+		for _, id := range ids {
+			if q.held[id] && !still[id] {
+				lost++
+			}
+		}
+		q.mu.Unlock()
+		if lost > 0 {
+			q.log.Printf("qmgr", "warning: %d recipients were taken over by another node after their lease ran out", lost)
+		}
 	}
 }
 

@@ -39,6 +39,13 @@ func (q *Qmgr) recorder() {
 func (q *Qmgr) record(batch []outcome) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	// No more renewals for these: their rows are written now (a failed
+	// write leaves them to expire and be tried again).
+	q.mu.Lock()
+	for _, o := range batch {
+		delete(q.held, o.rcpt.ID)
+	}
+	q.mu.Unlock()
 	now := q.now()
 	var done []int64
 	var defers []store.Deferral
@@ -87,12 +94,17 @@ func (q *Qmgr) record(batch []outcome) {
 		}
 	}
 	if len(defers) > 0 {
-		if err := q.st.RecipientsDefer(ctx, q.cfg.Owner, defers); err != nil {
+		if err := retry(ctx, func() error { return q.st.RecipientsDefer(ctx, q.cfg.Owner, defers) }); err != nil {
 			q.log.Printf("qmgr", "warning: record %d deferrals: %v", len(defers), err)
 		}
 	}
 	if len(done) > 0 {
-		removed, err := q.st.RecipientsComplete(ctx, q.cfg.Owner, done)
+		var removed []string
+		err := retry(ctx, func() error {
+			var err error
+			removed, err = q.st.RecipientsComplete(ctx, q.cfg.Owner, done)
+			return err
+		})
 		if err != nil {
 			q.log.Printf("qmgr", "warning: record %d deliveries: %v", len(done), err)
 		}
@@ -100,4 +112,22 @@ func (q *Qmgr) record(batch []outcome) {
 			q.log.Printf("qmgr", "%s: removed", id)
 		}
 	}
+}
+
+// retry runs a write up to three times: an outcome that is not recorded is
+// delivered again once its lease runs out, so a passing database error is
+// worth a second try.
+func retry(ctx context.Context, write func() error) error {
+	var err error
+	for try := 0; try < 3; try++ {
+		if err = write(); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(100<<try) * time.Millisecond):
+		}
+	}
+	return err
 }

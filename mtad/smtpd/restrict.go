@@ -231,7 +231,7 @@ func checkWorking(relay, rcpt []string, classes map[string][]string) error {
 				continue
 			}
 			for _, q := range required {
-				if r == q {
+				if strings.EqualFold(r, q) {
 					return true
 				}
 			}

@@ -361,9 +361,17 @@ func TestLostConnectionLogged(t *testing.T) {
 
 func TestNewValidatesRestrictions(t *testing.T) {
 	cfg := baseConfig(&recorder{}, &logBuf{})
-	cfg.RecipientRestrictions = []string{"check_recipient_access hash:/etc/postfix/access"}
-	if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), "unknown or unsupported restriction") {
+	cfg.RecipientRestrictions = []string{"reject_bogus", "reject_unauth_destination"}
+	if _, err := New(cfg); err == nil || err.Error() != `smtpd_recipient_restrictions: unknown smtpd restriction: "reject_bogus"` {
 		t.Errorf("unknown restriction: %v", err)
+	}
+	cfg.RecipientRestrictions = []string{"reject_rbl_client", "zen.example", "reject_unauth_destination"}
+	if _, err := New(cfg); err == nil || err.Error() != `smtpd_recipient_restrictions: restriction "reject_rbl_client" is not supported yet` {
+		t.Errorf("DNS restriction: %v", err)
+	}
+	cfg.RecipientRestrictions = []string{"check_recipient_access", "hash:/etc/postfix/access", "reject_unauth_destination"}
+	if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), "no map opener") {
+		t.Errorf("table without opener: %v", err)
 	}
 	cfg = baseConfig(&recorder{}, &logBuf{})
 	cfg.RelayRestrictions = []string{"permit_mynetworks"}

@@ -38,6 +38,12 @@ var dialect = sqldb.Dialect{
 		var me *mysql.MySQLError
 		return errors.As(err, &me) && me.Number == 1062 // ER_DUP_ENTRY
 	},
+	// InnoDB picks a deadlock victim when a claim (secondary index, then row) and a completion (row, then
+	// index entries) cross; the victim's transaction is simply run again.
+	IsRetryable: func(err error) bool {
+		var me *mysql.MySQLError
+		return errors.As(err, &me) && (me.Number == 1213 || me.Number == 1205) // ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT
+	},
 	BatchSize: 1000,
 }
 

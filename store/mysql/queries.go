@@ -54,6 +54,10 @@ SET r.state = 'deferred', r.attempts = r.attempts + 1, r.last_reason = d.reason,
 WHERE r.lease_owner = ?`,
 	DeferRow:   `SELECT ? AS id, ? AS reason, CAST(? AS DATETIME(6)) AS next_at`,
 	DeferBatch: 1000,
+	Renew: `
+UPDATE queue_recipient SET lease_expires_at = ?, next_attempt_at = ?
+WHERE id IN (%s) AND lease_owner = ? AND state = 'active'`,
+	RenewHeld: `SELECT id FROM queue_recipient WHERE id IN (%s) AND lease_owner = ? AND state = 'active'`,
 	Release: `
 UPDATE queue_recipient
 SET state = CASE WHEN attempts > 0 THEN 'deferred' ELSE 'queued' END, next_attempt_at = ?,

@@ -213,6 +213,21 @@ func (s *Store) RecipientsDefer(ctx context.Context, owner string, ds []store.De
 	return nil
 }
 
+func (s *Store) RecipientsRenew(ctx context.Context, owner string, ids []int64, until time.Time) ([]int64, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	rows, err := s.pool.Query(ctx, qRenew, owner, ids, store.DBTime(until))
+	if err != nil {
+		return nil, fmt.Errorf("postgres: renew: %w", err)
+	}
+	held, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, fmt.Errorf("postgres: renew: %w", err)
+	}
+	return held, nil
+}
+
 func (s *Store) RecipientsRelease(ctx context.Context, owner string, ids []int64) error {
 	if len(ids) == 0 {
 		return nil

@@ -50,6 +50,10 @@ FROM (%s) AS d
 WHERE queue_recipient.id = d.id AND queue_recipient.lease_owner = ?`,
 	DeferRow:   `SELECT ? AS id, ? AS reason, ? AS next_at`,
 	DeferBatch: 400, // SQLite allows at most 500 terms in a compound SELECT
+	Renew: `
+UPDATE queue_recipient SET lease_expires_at = ?, next_attempt_at = ?
+WHERE id IN (%s) AND lease_owner = ? AND state = 'active'`,
+	RenewHeld: `SELECT id FROM queue_recipient WHERE id IN (%s) AND lease_owner = ? AND state = 'active'`,
 	Release: `
 UPDATE queue_recipient
 SET state = CASE WHEN attempts > 0 THEN 'deferred' ELSE 'queued' END, next_attempt_at = ?,

@@ -45,6 +45,7 @@ func Run(t *testing.T, h Harness) {
 		{"ClaimLeases", testClaimLeases},
 		{"ConcurrentClaimers", testConcurrentClaimers},
 		{"LeaseExpiryReclaimed", testLeaseExpiry},
+		{"LeaseRenewed", testLeaseRenew},
 		{"StaleOwnerDoesNothing", testStaleOwner},
 		{"CrashLosesNothing", testCrash},
 		{"Defer", testDefer},
@@ -402,6 +403,34 @@ func testLeaseExpiry(t *testing.T, h Harness) {
 	removed, err := s.RecipientsComplete(context.Background(), "B", ids(b))
 	if err != nil || !slices.Equal(removed, []string{m.QueueID}) {
 		t.Errorf("B's complete = %v, %v; want [%s]", removed, err, m.QueueID)
+	}
+}
+
+func testLeaseRenew(t *testing.T, h Harness) {
+	s := h.fresh(t)
+	ctx := context.Background()
+	enqueue(t, s, []byte("x"), 3)
+	now := time.Now()
+	a := claim(t, s, "A", 10, time.Minute, now)
+	if len(a) != 3 {
+		t.Fatalf("A claimed %d rows, want 3", len(a))
+	}
+	// A keeps two of them for another ten minutes.
+	held, err := s.RecipientsRenew(ctx, "A", ids(a)[:2], now.Add(10*time.Minute))
+	if err != nil || !slices.Equal(sorted(held), sorted(ids(a)[:2])) {
+		t.Fatalf("renew = %v, %v; want %v", held, err, ids(a)[:2])
+	}
+	b := claim(t, s, "B", 10, time.Minute, now.Add(2*time.Minute))
+	if len(b) != 1 || b[0].ID != a[2].ID {
+		t.Fatalf("after the first lease ran out B claimed %v, want only the unrenewed %d", ids(b), a[2].ID)
+	}
+	// A renewing the row B took over gets it back as not held, and B keeps it.
+	held, err = s.RecipientsRenew(ctx, "A", ids(a), now.Add(20*time.Minute))
+	if err != nil || !slices.Equal(sorted(held), sorted(ids(a)[:2])) {
+		t.Fatalf("renew after takeover = %v, %v; want %v", held, err, ids(a)[:2])
+	}
+	if c := claim(t, s, "C", 10, time.Minute, now.Add(150*time.Second)); len(c) != 0 {
+		t.Fatalf("C claimed %v while A and B hold live leases", ids(c))
 	}
 }
 

@@ -169,6 +169,7 @@ func (m *Maps) MapLookup(ctx context.Context, name, key string) (string, bool, e
 func (m *Maps) MapPut(ctx context.Context, name string, entries []store.MapEntry, p store.MapPutParams) ([]string, error) {
 	var existed []string
 	err := m.s.tx(ctx, func(tx *sql.Tx) error {
+		existed = existed[:0] // a run again after a deadlock starts afresh
 		now := m.now()
 		if _, err := tx.ExecContext(ctx, m.q.Ensure, name, store.MapGeneration(), now); err != nil {
 			return err

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"time"
@@ -42,6 +43,8 @@ type Queries struct {
 	DeferRow       string // id, reason, next_at
 	DeferBatch     int    // rows per Defer statement
 	Release        string // now, ids…, owner
+	Renew          string // until, until, ids…, owner
+	RenewHeld      string // ids…, owner → ids still held
 	ContentChunks  string // id → count, no row when the message is absent
 	ContentChunk   string // id, seq → data
 	MessageGet     string // id
@@ -58,6 +61,7 @@ type Dialect struct {
 	Q           Queries
 	Time        func(time.Time) any // how a time is written (MySQL: time.Time; SQLite: µs since epoch)
 	IsDuplicate func(error) bool    // primary key violation
+	IsRetryable func(error) bool    // the transaction was rolled back and may simply run again (deadlock); may be nil
 	BatchSize   int                 // IDs per IN list
 }
 
@@ -96,7 +100,24 @@ func (s *Store) errf(format string, args ...any) error {
 func (s *Store) in(q string, n int) string { return fmt.Sprintf(q, sqlq.Placeholders(n)) }
 
 // tx runs fn in a write transaction and commits.
+// tx runs fn in a transaction, and runs it again (up to 10 times, with a
+// short random pause) when the database rolled it back as a deadlock victim.
+// fn must therefore only touch the database and its own results.
 func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	for try := 1; ; try++ {
+		err := s.tx1(ctx, fn)
+		if err == nil || s.d.IsRetryable == nil || !s.d.IsRetryable(err) || try == 10 {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(rand.IntN(5*try)+1) * time.Millisecond):
+		}
+	}
+}
+
+func (s *Store) tx1(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -111,7 +132,9 @@ func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 func (s *Store) Enqueue(ctx context.Context, m *store.NewMessage) error {
 	now := store.DBTime(time.Now())
 	buf := make([]byte, store.ChunkSize)
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	// tx1: no second run, since the content is a stream read once; a failure
+	// answers 451 and the client sends again.
+	err := s.tx1(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, s.d.Q.InsertMessage, m.QueueID, m.Sender, s.d.Time(m.Arrival), 0,
 			m.ClientName, m.ClientAddr, m.Helo, m.Protocol, m.MessageID, m.BodyType, m.SMTPUTF8, m.EnvID, m.Ret,
 			len(m.Recipients), s.d.Time(now))
@@ -172,6 +195,7 @@ func (s *Store) RecipientsClaim(ctx context.Context, p store.ClaimParams) ([]sto
 	exp := now.Add(p.Lease)
 	var out []store.ClaimedRecipient
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		out = out[:0] // a run again after a deadlock starts afresh
 		var rows *sql.Rows
 		var err error
 		if s.d.Q.ClaimReturning != "" {
@@ -220,7 +244,9 @@ func (s *Store) RecipientsClaim(ctx context.Context, p store.ClaimParams) ([]sto
 func (s *Store) RecipientsComplete(ctx context.Context, owner string, ids []int64) ([]string, error) {
 	var removed []string
 	for _, batch := range sqlq.Batches(ids, s.d.BatchSize) {
+		var empty []string
 		err := s.tx(ctx, func(tx *sql.Tx) error {
+			empty = nil
 			args := append(sqlq.Args(batch), owner)
 			// Lock the messages first, in ID order: two nodes finishing a message's last recipients run one
 			// after the other, and the second sees that nothing is left.
@@ -231,19 +257,17 @@ func (s *Store) RecipientsComplete(ctx context.Context, owner string, ids []int6
 			if _, err := tx.ExecContext(ctx, s.in(s.d.Q.CompleteDelete, len(batch)), args...); err != nil {
 				return err
 			}
-			empty, err := queryIDs[string](ctx, tx, s.in(s.d.Q.CompleteEmpty, len(msgs)), sqlq.Args(msgs)...)
+			empty, err = queryIDs[string](ctx, tx, s.in(s.d.Q.CompleteEmpty, len(msgs)), sqlq.Args(msgs)...)
 			if err != nil || len(empty) == 0 {
 				return err
 			}
-			if _, err := tx.ExecContext(ctx, s.in(s.d.Q.DeleteMessages, len(empty)), sqlq.Args(empty)...); err != nil {
-				return err
-			}
-			removed = append(removed, empty...)
-			return nil
+			_, err = tx.ExecContext(ctx, s.in(s.d.Q.DeleteMessages, len(empty)), sqlq.Args(empty)...)
+			return err
 		})
 		if err != nil {
 			return removed, s.errf("complete: %w", err)
 		}
+		removed = append(removed, empty...)
 	}
 	return removed, nil
 }
@@ -263,6 +287,28 @@ func (s *Store) RecipientsDefer(ctx context.Context, owner string, ds []store.De
 		}
 	}
 	return nil
+}
+
+func (s *Store) RecipientsRenew(ctx context.Context, owner string, ids []int64, until time.Time) ([]int64, error) {
+	u := s.d.Time(store.DBTime(until))
+	var held []int64
+	for _, batch := range sqlq.Batches(ids, s.d.BatchSize) {
+		var still []int64
+		err := s.tx(ctx, func(tx *sql.Tx) error {
+			args := append(append([]any{u, u}, sqlq.Args(batch)...), owner)
+			if _, err := tx.ExecContext(ctx, s.in(s.d.Q.Renew, len(batch)), args...); err != nil {
+				return err
+			}
+			var err error
+			still, err = queryIDs[int64](ctx, tx, s.in(s.d.Q.RenewHeld, len(batch)), append(sqlq.Args(batch), owner)...)
+			return err
+		})
+		if err != nil {
+			return nil, s.errf("renew: %w", err)
+		}
+		held = append(held, still...)
+	}
+	return held, nil
 }
 
 func (s *Store) RecipientsRelease(ctx context.Context, owner string, ids []int64) error {

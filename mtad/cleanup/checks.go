@@ -1,0 +1,228 @@
+package cleanup
+
+import (
+	"context"
+	"strings"
+
+	"sqlmta/mtad/envelope"
+)
+
+// logicalHeader is one header field as header_checks sees it: its lines
+// without their line ends, joined by "\n" (Postfix examines one logical
+// header at a time, continuation lines included).
+func logicalHeader(raw []byte) string {
+	s := strings.ReplaceAll(string(raw), "\r\n", "\n")
+	return strings.TrimSuffix(s, "\n")
+}
+
+// headerChecks runs header_checks over the primary header fields and
+// returns the fields to write. Postfix's actions (cleanup_message.c,
+// cleanup_act): REJECT ends the message (4.x.x text defers it), DISCARD
+// drops it with a success reply, IGNORE and STRIP drop the field, REPLACE
+// swaps it, PREPEND puts a field before it, WARN/INFO only log. HOLD,
+// REDIRECT, FILTER and BCC are logged and remembered but not yet acted on.
+// After REJECT, DISCARD, REDIRECT or PASS no further field is inspected.
+func (c *Cleanup) headerChecks(ctx context.Context, st *state, env *envelope.Envelope, m *maps, fields [][]byte) [][]byte {
+	if m == nil {
+		return fields
+	}
+	out := make([][]byte, 0, len(fields))
+	filtering := true
+	for _, f := range fields {
+		if !filtering {
+			out = append(out, f)
+			continue
+		}
+		hdr := logicalHeader(f)
+		value, found, err := m.find(ctx, hdr, false)
+		if err != nil {
+			c.log.Printf("cleanup", "warning: %s: %s map lookup problem -- message not accepted, try again later", st.queueID, m.title)
+			st.errs |= statWrite
+			out = append(out, f)
+			continue
+		}
+		if !found {
+			out = append(out, f)
+			continue
+		}
+		cmd, text := value, ""
+		if i := strings.IndexAny(value, " \t"); i >= 0 {
+			cmd, text = value[:i], strings.TrimLeft(value[i:], " \t")
+		}
+		act := func(action, text string) { c.actLog(st, env, action, hdr, text) }
+		switch strings.ToUpper(cmd) {
+		case "REJECT":
+			if text != "" {
+				st.reason = dsnPrepend("5.7.1", text)
+				if st.reason[0] != '4' && st.reason[0] != '5' {
+					c.log.Printf("cleanup", "warning: bad DSN action in %s -- need 4.x.x or 5.x.x", text)
+					st.reason = "4" + st.reason[1:]
+				}
+			} else {
+				st.reason = "5.7.1 message content rejected"
+			}
+			if st.reason[0] == '4' {
+				st.errs |= statDefer
+			} else {
+				st.errs |= statCont
+			}
+			filtering = false
+			act("reject", st.reason)
+			out = append(out, f)
+		case "WARN":
+			act("warning", text)
+			out = append(out, f)
+		case "INFO":
+			act("info", text)
+			out = append(out, f)
+		case "FILTER":
+			switch {
+			case text == "":
+				c.log.Printf("cleanup", "warning: missing FILTER command argument in %s map", m.title)
+			case !strings.Contains(text, ":"):
+				c.log.Printf("cleanup", "warning: bad FILTER command %s in %s -- need transport:destination", text, m.title)
+			default:
+				st.filter = text
+				act("filter", text)
+			}
+			out = append(out, f)
+		case "PASS":
+			act("pass", text)
+			filtering = false
+			out = append(out, f)
+		case "DISCARD":
+			act("discard", text)
+			st.discard = true
+			filtering = false
+			out = append(out, f)
+		case "HOLD":
+			if st.hold == "" && !st.discard {
+				act("hold", text)
+				st.hold = hdr
+			}
+			out = append(out, f)
+		case "PREPEND":
+			switch {
+			case text == "":
+				c.log.Printf("cleanup", "warning: PREPEND action without text in %s map", m.title)
+			case !isHeaderLine([]byte(text)):
+				c.log.Printf("cleanup", "warning: bad PREPEND header text \"%s\" in %s map -- need \"headername: headervalue\"", text, m.title)
+			default:
+				act("prepend", text)
+				out = append(out, []byte(text+"\r\n"))
+			}
+			out = append(out, f)
+		case "REPLACE":
+			switch {
+			case text == "":
+				c.log.Printf("cleanup", "warning: REPLACE action without text in %s map", m.title)
+				out = append(out, f)
+			case !isHeaderLine([]byte(text)):
+				c.log.Printf("cleanup", "warning: bad REPLACE header text \"%s\" in %s map -- need \"headername: headervalue\"", text, m.title)
+				out = append(out, f)
+			default:
+				act("replace", text)
+				out = append(out, []byte(text+"\r\n"))
+			}
+		case "REDIRECT":
+			if !strings.Contains(text, "@") {
+				c.log.Printf("cleanup", "warning: bad REDIRECT target \"%s\" in %s map -- need user@domain", text, m.title)
+			} else {
+				st.redirect = text
+				act("redirect", text)
+				filtering = false
+			}
+			out = append(out, f)
+		case "BCC":
+			if !strings.Contains(text, "@") {
+				c.log.Printf("cleanup", "warning: bad BCC address \"%s\" in %s map -- need user@domain", text, m.title)
+			} else {
+				act("bcc", text)
+			}
+			out = append(out, f)
+		case "STRIP":
+			act("strip", text)
+		case "IGNORE":
+		case "DUNNO", "OK":
+			out = append(out, f)
+		default:
+			c.log.Printf("cleanup", "warning: unknown command in %s map: %s", m.title, value)
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// actLog writes cleanup_act_log's line:
+// "QUEUEID: hold: header Subject: x from host[addr]; from=<s> to=<r> proto=ESMTP helo=<h>: text".
+func (c *Cleanup) actLog(st *state, env *envelope.Envelope, action, hdr, text string) {
+	var b strings.Builder
+	content := hdr
+	if len(content) > 200 {
+		content = content[:200]
+	}
+	origin := "local"
+	if env.ClientAddr != "" {
+		name := env.ClientName
+		if name == "" {
+			name = "unknown"
+		}
+		origin = name + "[" + env.ClientAddr + "]"
+	}
+	b.WriteString(st.queueID + ": " + action + ": header " + content + " from " + origin + ";")
+	b.WriteString(" from=<" + st.sender + ">")
+	if st.recip != "" {
+		b.WriteString(" to=<" + st.recip + ">")
+	}
+	if env.Protocol != "" {
+		b.WriteString(" proto=" + env.Protocol)
+	}
+	if env.Helo != "" {
+		b.WriteString(" helo=<" + env.Helo + ">")
+	}
+	if text != "" {
+		b.WriteString(": " + text)
+	}
+	c.log.Printf("cleanup", "%s", printable(b.String()))
+}
+
+// printable replaces control characters with '?', as Postfix's msg_*()
+// logging does, so a folded header stays on one log line.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, s)
+}
+
+// dsnPrepend is dsn_prepend: text keeps its own "X.Y.Z " status when it
+// starts with one, otherwise def is put in front.
+func dsnPrepend(def, text string) string {
+	if code, rest, ok := strings.Cut(text, " "); ok || code != "" {
+		if isDSN(code) {
+			return code + " " + strings.TrimLeft(rest, " \t")
+		}
+	}
+	return def + " " + text
+}
+
+// isDSN reports whether s looks like an RFC 3463 status "D.SSS.DDD".
+func isDSN(s string) bool {
+	parts := strings.Split(s, ".")
+	if len(parts) != 3 || len(parts[0]) != 1 || parts[0][0] < '2' || parts[0][0] > '5' {
+		return false
+	}
+	for _, p := range parts[1:] {
+		if len(p) == 0 || len(p) > 3 {
+			return false
+		}
+		for _, ch := range p {
+			if ch < '0' || ch > '9' {
+				return false
+			}
+		}
+	}
+	return true
+}

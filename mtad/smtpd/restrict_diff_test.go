@@ -1,0 +1,113 @@
+package smtpd
+
+import (
+	"net"
+	"net/textproto"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"sqlmta/internal/peers"
+)
+
+// converse sends each command on a fresh connection to addr and returns the
+// one-line replies (after the greeting and a HELO).
+func converse(t *testing.T, addr string, cmds []string) []string {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(30 * time.Second))
+	tp := textproto.NewConn(conn)
+	if _, err := tp.ReadLine(); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, c := range cmds {
+		if err := tp.PrintfLine("%s", c); err != nil {
+			t.Fatal(err)
+		}
+		l, err := tp.ReadLine()
+		if err != nil {
+			t.Fatalf("%s: %v", c, err)
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+// TestDifferentialAccessMaps runs the same dialogue against a real Postfix
+// 3.7 with the same main.cf lines and texthash table, and against smtpd.
+func TestDifferentialAccessMaps(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Postfix instance")
+	}
+	dir := filepath.Join(t.TempDir(), "maps")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(filepath.Dir(dir), 0o755)
+	access := filepath.Join(dir, "access")
+	content := strings.Join([]string{
+		"example.com REJECT no spam",
+		"vip@example.com DUNNO",
+		"joe+spam@example.net 550 5.1.1 bounced ext",
+		"joe@example.net DEFER 4.2.0 later",
+		"ann@ 451 4.3.0 local part",
+		"<> 550 5.1.1 no bounces",
+		"dip.test DEFER_IF_PERMIT maybe",
+		"c.test REJECT helo",
+		"hold.test HOLD",
+		"ok.test OK",
+	}, "\n") + "\n"
+	if err := os.WriteFile(access, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lists := map[string]string{
+		"smtpd_helo_restrictions":      "check_helo_access texthash:" + access,
+		"smtpd_sender_restrictions":    "check_sender_access texthash:" + access + ", reject_non_fqdn_sender",
+		"smtpd_relay_restrictions":     "reject_unauth_destination",
+		"smtpd_recipient_restrictions": "check_recipient_access texthash:" + access,
+		"recipient_delimiter":          "+",
+		"mynetworks":                   "10.0.0.0/8",
+	}
+	var extra strings.Builder
+	for k, v := range lists {
+		extra.WriteString(k + " = " + v + "\n")
+	}
+	pf := peers.StartPostfix(t, peers.PostfixOptions{Relayhost: "[127.0.0.1]:9", ExtraMainCf: extra.String()})
+
+	ts := start(t, func(c *Config) {
+		untrusted(c)
+		c.OpenMap = fileMaps(nil)
+		c.RecipientDelimiter = "+"
+		c.HeloRestrictions = []string{"check_helo_access", "texthash:" + access}
+		c.SenderRestrictions = []string{"check_sender_access", "texthash:" + access, "reject_non_fqdn_sender"}
+		c.RecipientRestrictions = []string{"check_recipient_access", "texthash:" + access}
+	})
+	dialogues := [][]string{
+		{"HELO x.test", "MAIL FROM:<a@sub.example.com>", "RCPT TO:<r@remote.example>"},
+		{"HELO x.test", "MAIL FROM:<vip@example.com>", "RCPT TO:<r@remote.example>"},
+		{"HELO x.test", "MAIL FROM:<joe+spam@example.net>", "RCPT TO:<r@remote.example>"},
+		{"HELO x.test", "MAIL FROM:<joe+x@example.net>", "RCPT TO:<r@remote.example>"},
+		{"HELO x.test", "MAIL FROM:<ann@other.test>", "RCPT TO:<r@remote.example>"},
+		{"HELO x.test", "MAIL FROM:<>", "RCPT TO:<r@remote.example>"},
+		{"HELO x.test", "MAIL FROM:<a@dip.test>", "RCPT TO:<r@remote.example>"},
+		{"HELO x.test", "MAIL FROM:<a@ok.test>", "RCPT TO:<ok@ok.test>"},
+		{"HELO x.test", "MAIL FROM:<a@b>", "RCPT TO:<r@remote.example>"},
+		{"HELO host.c.test", "MAIL FROM:<a@ok.test>", "RCPT TO:<r@remote.example>"},
+		{"HELO hold.test", "MAIL FROM:<a@ok.test>", "RCPT TO:<joe+spam@example.net>"},
+	}
+	for _, d := range dialogues {
+		want := converse(t, pf.Addr(), d)
+		got := converse(t, ts.addr, d)
+		// Only the restriction replies are compared: HELO names the host.
+		if want[1] != got[1] || want[2] != got[2] {
+			t.Errorf("%q:\npostfix: %q\nsmtpd:   %q", d, want[1:], got[1:])
+		}
+	}
+}
