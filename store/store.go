@@ -181,6 +181,13 @@ type Recipient struct {
 	LeaseExpires time.Time
 }
 
+// Notifier is a store that can tell idle nodes that mail was enqueued
+// (PostgreSQL's LISTEN/NOTIFY). Stores without it are polled.
+type Notifier interface {
+	// Notifications receives a value after other nodes enqueue, until ctx ends.
+	Notifications(ctx context.Context) <-chan struct{}
+}
+
 // Backoff is the delay before the next attempt after attempts failures: min doubled per earlier attempt,
 // capped at max (attempts=1 → min, 2 → 2·min, …).
 func Backoff(attempts int, min, max time.Duration) time.Duration {

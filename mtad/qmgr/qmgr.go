@@ -138,6 +138,15 @@ func (q *Qmgr) Run(ctx context.Context) error {
 		q.recorder()
 		close(recorded)
 	}()
+	if n, ok := q.st.(store.Notifier); ok {
+		// Other nodes' enqueues wake this one at once (PostgreSQL).
+		wakes := n.Notifications(ctx)
+		go func() {
+			for range wakes {
+				q.Wake()
+			}
+		}()
+	}
 	renewCtx, stopRenew := context.WithCancel(context.Background())
 	renewed := make(chan struct{})
 	go func() {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -21,6 +22,23 @@ import (
 // Store is the PostgreSQL queue store.
 type Store struct {
 	pool *pgxpool.Pool
+	// lastNotify is when this node last sent a wake-up (unix nanoseconds):
+	// NOTIFY serialises committing transactions, so a storm sends one per
+	// notifyEvery, not one per message.
+	lastNotify atomic.Int64
+}
+
+// notifyChannel is the LISTEN/NOTIFY channel that wakes idle nodes.
+const notifyChannel = "sqlmta_queue"
+
+// notifyEvery bounds how often one node wakes the others.
+const notifyEvery = 20 * time.Millisecond
+
+// wantNotify reports whether this enqueue should carry a wake-up.
+func (s *Store) wantNotify() bool {
+	now := time.Now().UnixNano()
+	last := s.lastNotify.Load()
+	return now-last >= int64(notifyEvery) && s.lastNotify.CompareAndSwap(last, now)
 }
 
 var (
@@ -78,6 +96,9 @@ func (s *Store) Enqueue(ctx context.Context, m *store.NewMessage) error {
 			b.Queue(qInsertContent, m.QueueID, 0, buf[:n])
 		}
 		b.Queue(qInsertRecipients, m.QueueID, rcpt[0], rcpt[1], rcpt[2], rcpt[3], rcpt[4], now)
+		if s.wantNotify() {
+			b.Queue(qNotify, notifyChannel) // delivered at commit, with the message
+		}
 		if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
 			return enqueueErr(m.QueueID, err)
 		}
@@ -116,6 +137,11 @@ func (s *Store) Enqueue(ctx context.Context, m *store.NewMessage) error {
 	}
 	if _, err := tx.Exec(ctx, qInsertRecipients, m.QueueID, rcpt[0], rcpt[1], rcpt[2], rcpt[3], rcpt[4], now); err != nil {
 		return enqueueErr(m.QueueID, err)
+	}
+	if s.wantNotify() {
+		if _, err := tx.Exec(ctx, qNotify, notifyChannel); err != nil {
+			return enqueueErr(m.QueueID, err)
+		}
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return enqueueErr(m.QueueID, err)
@@ -331,4 +357,51 @@ func (s *Store) holdRelease(ctx context.Context, q, queueID string) (int, error)
 		}
 	}
 	return int(tag.RowsAffected()), nil
+}
+
+// Notifications returns a channel that receives a value whenever some node
+// enqueued mail (LISTEN on one pooled connection, held until ctx ends; the
+// channel is closed then). A
+// lost connection is re-established; wake-ups sent meanwhile are missed,
+// which the qmgr's poll interval covers.
+func (s *Store) Notifications(ctx context.Context) <-chan struct{} {
+	ch := make(chan struct{}, 1)
+	go func() {
+		defer close(ch)
+		for ctx.Err() == nil {
+			err := s.listen(ctx, ch)
+			if ctx.Err() != nil {
+				return
+			}
+			_ = err // the poll interval covers the gap; try again shortly
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+		}
+	}()
+	return ch
+}
+
+func (s *Store) listen(ctx context.Context, ch chan<- struct{}) error {
+	pc, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	// The connection carries a LISTEN: it must not go back to the pool.
+	conn := pc.Hijack()
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
+		return err
+	}
+	for {
+		if _, err := conn.WaitForNotification(ctx); err != nil {
+			return err
+		}
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
 }

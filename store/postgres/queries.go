@@ -69,6 +69,8 @@ SET state = 'deferred', attempts = r.attempts + 1, last_reason = d.reason, next_
 FROM unnest($2::bigint[], $3::text[], $4::timestamptz[]) AS d(id, reason, next_at)
 WHERE r.id = d.id AND r.lease_owner = $1`
 
+const qNotify = `SELECT pg_notify($1, '')`
+
 const qRenew = `
 UPDATE queue_recipient
 SET lease_expires_at = $3, next_attempt_at = $3
