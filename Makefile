@@ -1,5 +1,5 @@
 # The README's commands: `make run` starts a quick-start node on SQLite,
-# `make test` runs every test against real SQLite, PostgreSQL and MariaDB,
+# `make test` runs every test against real SQLite, PostgreSQL and MariaDB and each fuzz target briefly,
 # `make bench` compares sqlmta with Postfix on this machine.
 GO ?= go
 VAR := $(CURDIR)/var

@@ -50,13 +50,25 @@ type Opener struct {
 // Open returns the table for spec ("type:name"), opening it on first use.
 func (o *Opener) Open(ctx context.Context, spec string) (mapdrivers.Map, error) {
 	o.mu.Lock()
-	defer o.mu.Unlock()
-	if m, ok := o.maps[spec]; ok {
+	m, ok := o.maps[spec]
+	if o.conns == nil {
+		o.conns = sqlmap.NewConns()
+	}
+	o.mu.Unlock()
+	if ok {
 		return m, nil
 	}
+	// Opened without the lock: an SQL table's domain list may name tables
+	// that are opened through o again.
 	m, err := o.open(ctx, spec)
 	if err != nil {
 		return nil, err
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if prev, ok := o.maps[spec]; ok { // opened meanwhile by another caller
+		m.Close()
+		return prev, nil
 	}
 	if o.maps == nil {
 		o.maps = map[string]mapdrivers.Map{}
@@ -88,10 +100,8 @@ func (o *Opener) open(ctx context.Context, spec string) (mapdrivers.Map, error) 
 	var err error
 	switch typ {
 	case "pgsql", "mysql", "sqlite":
-		if o.conns == nil {
-			o.conns = sqlmap.NewConns()
-		}
-		m, err = sqlmap.Open(ctx, typ, name, sqlmap.Options{CacheTTL: o.CacheTTL, NegativeTTL: o.NegativeTTL, Conns: o.conns, Warnf: o.Warnf})
+		m, err = sqlmap.Open(ctx, typ, name, sqlmap.Options{CacheTTL: o.CacheTTL, NegativeTTL: o.NegativeTTL,
+			Conns: o.conns, Warnf: o.Warnf, OpenMap: o.Open})
 	case "texthash":
 		m, err = filemap.OpenTexthash(name)
 	case "regexp":

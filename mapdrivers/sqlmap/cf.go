@@ -2,12 +2,15 @@ package sqlmap
 
 import (
 	"bufio"
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
 	"strings"
 
 	"sqlmta/config"
+	"sqlmta/mapdrivers"
 )
 
 // settings are the parameters of one .cf file.
@@ -20,6 +23,23 @@ type settings struct {
 	resultFormat   string
 	domains        *domainList
 	expansionLimit int
+
+	// mysql only.
+	requireResultSet        bool
+	optionFile, optionGroup string
+	myPort, mySocket        string // from the option file
+	tls                     tlsSettings
+}
+
+// tlsSettings are mysql's tls_* parameters. TLS is used when any of the
+// files or the cipher list is set, as Postfix calls mysql_ssl_set then.
+type tlsSettings struct {
+	certFile, keyFile, caFile, caPath, ciphers string
+	verifyCert                                 bool
+}
+
+func (t tlsSettings) enabled() bool {
+	return t.certFile != "" || t.keyFile != "" || t.caFile != "" || t.caPath != "" || t.ciphers != ""
 }
 
 // readCF parses a pgsql:, mysql: or sqlite: .cf file. The file has main.cf
@@ -65,9 +85,22 @@ func readCF(mapType, path string) (*settings, error) {
 		}
 	default:
 		s.hosts = config.SplitList(str("hosts", ""))
-		if len(s.hosts) == 0 {
-			s.hosts = []string{"localhost"}
+	}
+	if mapType == "mysql" {
+		var err error
+		if s.requireResultSet, err = cfBool(path, "require_result_set", str("require_result_set", "yes")); err != nil {
+			return nil, err
 		}
+		if s.tls.verifyCert, err = cfBool(path, "tls_verify_cert", str("tls_verify_cert", "no")); err != nil {
+			return nil, err
+		}
+		s.optionFile = str("option_file", "")
+		s.optionGroup = str("option_group", "client")
+		s.tls.certFile = str("tls_cert_file", "")
+		s.tls.keyFile = str("tls_key_file", "")
+		s.tls.caFile = str("tls_CAfile", "")
+		s.tls.caPath = str("tls_CApath", "")
+		s.tls.ciphers = str("tls_ciphers", "")
 	}
 
 	if q, ok := get("query", ""); ok {
@@ -101,10 +134,30 @@ func readCF(mapType, path string) (*settings, error) {
 	return s, nil
 }
 
+// cfBool is cfg_get_bool: "yes" or "no", nothing else.
+func cfBool(path, name, v string) (bool, error) {
+	switch strings.ToLower(v) {
+	case "yes":
+		return true, nil
+	case "no":
+		return false, nil
+	}
+	return false, fmt.Errorf("%s: bad boolean value for %s: %q", path, name, v)
+}
+
 // domainList is the "domain" parameter: a Postfix string list of exact
-// domain names (no subdomain matching), /file items and !negations.
+// domain names (no subdomain matching), /file items, type:table items
+// (member = the domain is a key of the table) and !negations. The first
+// matching item decides.
 type domainList struct {
-	patterns []string // folded; "!x" negates
+	items []domItem
+}
+
+type domItem struct {
+	neg  bool
+	name string // folded domain, or
+	spec string // type:table, opened by Open into m
+	m    mapdrivers.Map
 }
 
 func parseDomainList(v string) (*domainList, error) {
@@ -129,9 +182,10 @@ func parseDomainList(v string) (*domainList, error) {
 			}
 			return nil
 		case strings.Contains(base, ":"):
-			return fmt.Errorf("%q: type:table items are not supported yet", item)
+			d.items = append(d.items, domItem{neg: neg, spec: base})
+			return nil
 		}
-		d.patterns = append(d.patterns, foldKey(item))
+		d.items = append(d.items, domItem{neg: neg, name: foldKey(base)})
 		return nil
 	}
 	for _, item := range config.SplitList(v) {
@@ -140,6 +194,36 @@ func parseDomainList(v string) (*domainList, error) {
 		}
 	}
 	return d, nil
+}
+
+// open opens the type:table items with openMap.
+func (d *domainList) open(ctx context.Context, openMap func(context.Context, string) (mapdrivers.Map, error)) error {
+	for i := range d.items {
+		it := &d.items[i]
+		if it.spec == "" {
+			continue
+		}
+		if openMap == nil {
+			return fmt.Errorf("domain: %q: type:table items need Options.OpenMap", it.spec)
+		}
+		m, err := openMap(ctx, it.spec)
+		if err != nil {
+			return fmt.Errorf("domain: %q: %w", it.spec, err)
+		}
+		it.m = m
+	}
+	return nil
+}
+
+func (d *domainList) close() error {
+	var errs []error
+	for i := range d.items {
+		if d.items[i].m != nil {
+			errs = append(errs, d.items[i].m.Close())
+			d.items[i].m = nil
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // readWords reads a /file list: words separated by whitespace or commas,
@@ -163,21 +247,28 @@ func readWords(path string) ([]string, error) {
 }
 
 // admits is db_common_check_domain: only user@domain keys with a non-empty
-// localpart whose domain is on the list are queried.
-func (d *domainList) admits(key string) bool {
+// localpart whose domain is on the list are queried. A failing table
+// lookup is an error, as in Postfix's match_list.
+func (d *domainList) admits(ctx context.Context, key string) (bool, error) {
 	at := strings.LastIndexByte(key, '@')
 	if at <= 0 {
-		return false
+		return false, nil
 	}
 	dom := key[at+1:]
-	for _, p := range d.patterns {
-		if strings.HasPrefix(p, "!") {
-			if p[1:] == dom {
-				return false
+	for _, it := range d.items {
+		match := it.name == dom
+		if it.m != nil {
+			_, found, err := it.m.Lookup(ctx, dom)
+			if err != nil {
+				return false, fmt.Errorf("domain: %s: %w", it.spec, err)
 			}
-		} else if p == dom {
-			return true
+			match = found
+		} else if it.spec != "" {
+			continue // not opened (Check before Open finished): cannot match
+		}
+		if match {
+			return !it.neg, nil
 		}
 	}
-	return false
+	return false, nil
 }

@@ -82,7 +82,7 @@ type host struct {
 
 // openHost parses one hosts item for pgsql or mysql and opens (or shares)
 // its pool.
-func openHost(conns *Conns, mapType, item string, s *settings) (*host, error) {
+func openHost(conns *Conns, mapType, item string, s *settings, warnf func(string, ...any)) (*host, error) {
 	switch mapType {
 	case "pgsql":
 		cfg, unix, err := pgHostConfig(item, s)
@@ -99,6 +99,17 @@ func openHost(conns *Conns, mapType, item string, s *settings) (*host, error) {
 		return &host{name: item, unix: unix, pool: p}, nil
 	case "mysql":
 		cfg, unix := myHostConfig(item, s)
+		if s.tls.enabled() {
+			name, _, _ := strings.Cut(cfg.Addr, ":")
+			if cfg.Net == "unix" {
+				name = "localhost"
+			}
+			tlsName, err := registerTLS(s.tls, name, warnf)
+			if err != nil {
+				return nil, err
+			}
+			cfg.TLSConfig = tlsName
+		}
 		dsn := cfg.FormatDSN()
 		p, err := conns.acquire("mysql\x00"+dsn, func() (*sql.DB, error) {
 			conn, err := mysql.NewConnector(cfg)
@@ -179,9 +190,15 @@ func myHostConfig(item string, s *settings) (*mysql.Config, bool) {
 		cfg.Net, cfg.Addr = "unix", strings.TrimPrefix(item, "unix:")
 	case item == "localhost":
 		cfg.Net, cfg.Addr = "unix", mysqlDefaultSocket
+		if s.mySocket != "" {
+			cfg.Addr = s.mySocket
+		}
 	default:
 		name := strings.TrimPrefix(item, "inet:")
 		port := "3306"
+		if s.myPort != "" {
+			port = s.myPort
+		}
 		if i := strings.LastIndexByte(name, ':'); i >= 0 {
 			name, port = name[:i], name[i+1:]
 		}
@@ -242,7 +259,7 @@ func (m *Map) markDead(h *host, now time.Time) {
 func serverError(err error) bool {
 	var pe *pgconn.PgError
 	var me *mysql.MySQLError
-	return errors.As(err, &pe) || errors.As(err, &me)
+	return errors.As(err, &pe) || errors.As(err, &me) || errors.Is(err, errNoResultSet)
 }
 
 // withHost runs fn on one host after another until one succeeds, marking

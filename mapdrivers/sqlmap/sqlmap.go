@@ -38,6 +38,9 @@ type Options struct {
 	// Conns shares connection pools between maps; nil gives the map its
 	// own.
 	Conns *Conns
+	// OpenMap opens the type:table items of a "domain" list (the opener
+	// passes its own Open); nil makes such items an error at Open.
+	OpenMap func(ctx context.Context, spec string) (mapdrivers.Map, error)
 	// Warnf receives Postfix's warnings (empty results, skipped keys); nil
 	// discards them.
 	Warnf func(format string, args ...any)
@@ -53,6 +56,10 @@ type Map struct {
 	need          needs
 	domains       *domainList
 	limit         int
+	// requireResultSet (mysql): a statement without a result set is an
+	// error; when false it is "not found" (CALL of a procedure that may
+	// SELECT nothing).
+	requireResultSet bool
 
 	hosts    []*host
 	conns    *Conns
@@ -115,13 +122,27 @@ func Open(ctx context.Context, mapType, cfPath string, opts Options) (*Map, erro
 		}
 		m.hosts = []*host{h}
 	} else {
+		if mapType == "mysql" {
+			if err := applyMyOptions(s); err != nil {
+				return nil, m.wrap(err)
+			}
+			m.requireResultSet = s.requireResultSet
+		} else if len(s.hosts) == 0 {
+			s.hosts = []string{"localhost"}
+		}
 		for _, item := range s.hosts {
-			h, err := openHost(m.conns, mapType, item, s)
+			h, err := openHost(m.conns, mapType, item, s, m.warnf)
 			if err != nil {
 				m.Close()
 				return nil, m.wrap(err)
 			}
 			m.hosts = append(m.hosts, h)
+		}
+	}
+	if m.domains != nil {
+		if err := m.domains.open(ctx, opts.OpenMap); err != nil {
+			m.Close() // also closes the tables opened so far
+			return nil, m.wrap(err)
 		}
 	}
 	if opts.CacheTTL > 0 || opts.NegativeTTL > 0 {
@@ -147,6 +168,9 @@ func (m *Map) Close() error {
 	}
 	m.stmtMu.Unlock()
 	var errs []error
+	if m.domains != nil {
+		errs = append(errs, m.domains.close())
+	}
 	for _, h := range m.hosts {
 		errs = append(errs, m.conns.release(h.pool))
 	}
@@ -208,8 +232,11 @@ func (m *Map) Check(ctx context.Context) error {
 }
 
 func (m *Map) lookup(ctx context.Context, key string, check bool) (string, bool, error) {
-	if !check && m.domains != nil && !m.domains.admits(key) {
-		return "", false, nil
+	if !check && m.domains != nil {
+		ok, err := m.domains.admits(ctx, key)
+		if err != nil || !ok {
+			return "", false, err
+		}
 	}
 	if key == "" {
 		m.warnf("table \"%s:%s\": empty query string -- ignored", m.mapType, m.path)
@@ -265,6 +292,10 @@ func (m *Map) lookup(ctx context.Context, key string, check bool) (string, bool,
 	return strings.Join(out, ","), true, nil
 }
 
+// errNoResultSet is the mysql error for a statement without a result set
+// under require_result_set = yes. The server is fine: the host stays up.
+var errNoResultSet = errors.New("query returned no result set (require_result_set = yes)")
+
 // query runs one statement on one host and reads every row.
 func (m *Map) query(ctx context.Context, h *host, sqlText string, args []any) ([][]sql.NullString, error) {
 	var rs *sql.Rows
@@ -285,6 +316,12 @@ func (m *Map) query(ctx context.Context, h *host, sqlText string, args []any) ([
 	cols, err := rs.Columns()
 	if err != nil {
 		return nil, err
+	}
+	if len(cols) == 0 && m.mapType == "mysql" {
+		if m.requireResultSet {
+			return nil, errNoResultSet
+		}
+		return nil, nil
 	}
 	var out [][]sql.NullString
 	for rs.Next() {
