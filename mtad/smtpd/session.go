@@ -396,36 +396,39 @@ func (s *session) resetTx() {
 	s.msgSizeArg = 0
 }
 
-func (s *session) cmdHelo(args string) (bool, error) {
+// hello is what HELO and EHLO share: the argument's syntax, the HELO
+// restrictions when they are not delayed, and a fresh transaction. done is
+// true when it has answered the command itself (with ok and err as the
+// command's result).
+func (s *session) hello(cmd, args string) (done, ok bool, err error) {
 	if args == "" {
-		s.reply("501 Syntax: HELO hostname")
-		return false, nil
+		s.reply("501 Syntax: %s hostname", cmd)
+		return true, false, nil
 	}
 	helo := neuter(strings.Join(strings.Fields(args), " "))
 	if s.cfg.NoDelayReject {
 		if rerr := s.checkHeloCmd(helo); rerr != nil {
-			return s.restrictionReply(rerr)
+			ok, err := s.restrictionReply(rerr)
+			return true, ok, err
 		}
 	}
 	s.resetTx()
 	s.helo = helo
+	return false, true, nil
+}
+
+func (s *session) cmdHelo(args string) (bool, error) {
+	if done, ok, err := s.hello("HELO", args); done {
+		return ok, err
+	}
 	s.reply("250 %s", s.cfg.Hostname)
 	return true, nil
 }
 
 func (s *session) cmdEhlo(args string) (bool, error) {
-	if args == "" {
-		s.reply("501 Syntax: EHLO hostname")
-		return false, nil
+	if done, ok, err := s.hello("EHLO", args); done {
+		return ok, err
 	}
-	helo := neuter(strings.Join(strings.Fields(args), " "))
-	if s.cfg.NoDelayReject {
-		if rerr := s.checkHeloCmd(helo); rerr != nil {
-			return s.restrictionReply(rerr)
-		}
-	}
-	s.resetTx()
-	s.helo = helo
 	s.protocol = "ESMTP"
 	lines := []string{s.cfg.Hostname, "PIPELINING"}
 	if s.cfg.MessageSizeLimit > 0 {
