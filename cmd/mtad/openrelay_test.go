@@ -78,7 +78,9 @@ func checkTrick(t *testing.T, tr relayTrick, got, want string) {
 	case gap != "" && !strings.HasPrefix(got, "5"):
 		t.Errorf("RCPT TO:<%s>: mtad answers %q, want a 5xx refusal", tr.rcpt, got)
 	case gap != "":
-		t.Skipf("known gap (mtad %q, postfix %q): %s", got, want, gap)
+		// Passes (the refusal is asserted above); logged, not skipped, so
+		// the run still counts it.
+		t.Logf("known gap (mtad %q, postfix %q): %s", got, want, gap)
 	}
 }
 
