@@ -138,6 +138,33 @@ func (d *daemon) maillog() string {
 	return string(b)
 }
 
+// waitLog waits until the maillog matches every pattern: agents log after
+// they act, so a delivered file or a bounce can be seen before its lines.
+func (d *daemon) waitLog(t *testing.T, patterns ...string) {
+	t.Helper()
+	res := make([]*regexp.Regexp, len(patterns))
+	for i, p := range patterns {
+		res[i] = regexp.MustCompile(p)
+	}
+	missing := func(log string) []string {
+		var m []string
+		for i, re := range res {
+			if !re.MatchString(log) {
+				m = append(m, patterns[i])
+			}
+		}
+		return m
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for len(missing(d.maillog())) > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	log := d.maillog()
+	for _, p := range missing(log) {
+		t.Errorf("maillog lacks %s:\n%s", p, log)
+	}
+}
+
 // sendMail sends one message with go-smtp's client, without STARTTLS
 // (gosmtp.SendMail insists on it).
 func sendMail(addr, from string, to []string, body io.Reader) error {
@@ -206,19 +233,14 @@ func TestDeliverToMaildir(t *testing.T) {
 		if strings.Contains(msg, "\r") {
 			t.Errorf("Maildir file has CR line ends")
 		}
-		log := d.maillog()
-		for _, re := range []string{
+		d.waitLog(t,
 			`postfix/smtpd\[\d+\]: connect from localhost\[127\.0\.0\.1\]`,
 			`postfix/smtpd\[\d+\]: [0-9A-F]+: client=localhost\[127\.0\.0\.1\]`,
 			`postfix/cleanup\[\d+\]: [0-9A-F]+: message-id=<`,
 			`postfix/qmgr\[\d+\]: [0-9A-F]+: from=<bob@example\.org>, size=\d+, nrcpt=1 \(queue active\)`,
 			`postfix/virtual\[\d+\]: [0-9A-F]+: to=<Alice@localhost>, relay=virtual, delay=[\d.]+, delays=[\d.]+/[\d.]+/[\d.]+/[\d.]+, dsn=2\.0\.0, status=sent \(delivered to maildir\)`,
 			`postfix/qmgr\[\d+\]: [0-9A-F]+: removed`,
-		} {
-			if !regexp.MustCompile(re).MatchString(log) {
-				t.Errorf("maillog lacks %s:\n%s", re, log)
-			}
-		}
+		)
 	})
 }
 
@@ -383,11 +405,9 @@ func TestBounceReturnsDSN(t *testing.T) {
 		if sink.Count() != 0 {
 			t.Errorf("sink accepted %d messages", sink.Count())
 		}
-		log := d.maillog()
-		if !regexp.MustCompile(`status=bounced \(host 127\.0\.0\.1\[127\.0\.0\.1\] said: 5\d\d .*\(in reply to RCPT TO command\)\)`).MatchString(log) ||
-			!regexp.MustCompile(`postfix/bounce\[\d+\]: [0-9A-F]+: sender non-delivery notification: [0-9A-F]+`).MatchString(log) {
-			t.Errorf("maillog lacks the bounce lines:\n%s", log)
-		}
+		d.waitLog(t,
+			`status=bounced \(host 127\.0\.0\.1\[127\.0\.0\.1\] said: 5\d\d .*\(in reply to RCPT TO command\)\)`,
+			`postfix/bounce\[\d+\]: [0-9A-F]+: sender non-delivery notification: [0-9A-F]+`)
 	})
 }
 
@@ -441,9 +461,7 @@ func TestLocalUserMaildir(t *testing.T) {
 	if st := fi.Sys().(*syscall.Stat_t); int(st.Uid) != uid {
 		t.Errorf("message owned by uid %d, want %d", st.Uid, uid)
 	}
-	if !regexp.MustCompile(`postfix/local\[\d+\]: [0-9A-F]+: to=<` + name + `@local\.test>, relay=local, .*status=sent \(delivered to maildir\)`).MatchString(d.maillog()) {
-		t.Errorf("maillog:\n%s", d.maillog())
-	}
+	d.waitLog(t, `postfix/local\[\d+\]: [0-9A-F]+: to=<`+name+`@local\.test>, relay=local, .*status=sent \(delivered to maildir\)`)
 }
 
 // TestSIGHUPReloads changes smtpd_banner in main.cf, sends SIGHUP, and sees
