@@ -66,7 +66,7 @@ var readOnlyParams = map[string]bool{"service_name": true}
 // MapTypes are the lookup table types sqlmta supports, as `postconf -m`
 // lists them (sorted).
 var MapTypes = []string{
-	"btree", "cdb", "cidr", "fail", "hash", "inline", "lmdb", "mysql", "pcre",
+	"btree", "cdb", "cidr", "fail", "hash", "inline", "lmdb", "mysql", "nis", "pcre",
 	"pgsql", "proxy", "regexp", "sqlite", "static", "texthash", "unix",
 }
 

@@ -444,7 +444,8 @@ func TestLocalUserMaildir(t *testing.T) {
 	gid, _ := strconv.Atoi(u.Gid)
 	os.Chown(u.HomeDir, uid, gid)
 
-	d := startDaemon(t, testdb.SQLiteURL(t), "mydestination = local.test", "home_mailbox = Maildir/")
+	// alias_maps is empty: its default table would need newaliases first.
+	d := startDaemon(t, testdb.SQLiteURL(t), "mydestination = local.test", "home_mailbox = Maildir/", "alias_maps =")
 	if err := sendMail(d.addr, "a@example.org", []string{name + "@local.test"}, strings.NewReader("Subject: local\r\n\r\nhi\r\n")); err != nil {
 		t.Fatal(err)
 	}

@@ -118,6 +118,12 @@ func (o *Opener) open(ctx context.Context, spec string) (mapdrivers.Map, error) 
 		m, err = filemap.OpenUnixPasswd(name)
 	case "fail":
 		m, err = filemap.OpenFail(name)
+	case "nis":
+		nis, warning := filemap.OpenNIS(name)
+		if o.Warnf != nil {
+			o.Warnf("%s", warning)
+		}
+		m = nis
 	default:
 		return nil, fmt.Errorf("%s: unsupported dictionary type: %s", spec, typ)
 	}

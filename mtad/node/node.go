@@ -273,6 +273,8 @@ func newResolver(cfg *config.Config) (*rewrite.Resolver, error) {
 		return d
 	}
 	subdomains := strings.Contains(cfg.Get("parent_domain_matches_subdomains"), "relay_domains")
+	own, err := rewrite.ParseOwnAddrs(context.Background(), cfg.List("inet_interfaces"), cfg.List("proxy_interfaces"))
+	errs = append(errs, err)
 	boolean := func(name string) bool {
 		v, err := cfg.Bool(name)
 		errs = append(errs, err)
@@ -293,6 +295,7 @@ func newResolver(cfg *config.Config) (*rewrite.Resolver, error) {
 		DefaultTransport:      cfg.Get("default_transport"),
 		Relayhost:             cfg.Get("relayhost"),
 		MyOrigin:              cfg.Get("myorigin"),
+		Own:                   own,
 	}, errors.Join(errs...)
 }
 
@@ -318,6 +321,7 @@ func (n *Node) smtpdConfig(cfg *config.Config, res *rewrite.Resolver, maps *mapo
 		RecipientDelimiter:    cfg.Get("recipient_delimiter"),
 		NullAccessKey:         cfg.Get("smtpd_null_access_lookup_key"),
 		Qualify:               res.Qualify,
+		Validate:              recipientValidator(cfg, res, maps),
 		RelayDomains:          relayDomains(res),
 		AuthDestination:       res.AuthDestination,
 		SpoolDir:              cfg.Get("data_directory"),
@@ -355,6 +359,13 @@ func (n *Node) smtpdConfig(cfg *config.Config, res *rewrite.Resolver, maps *mapo
 	must(err)
 	c.SoftBounce, err = cfg.Bool("soft_bounce")
 	must(err)
+	c.RejectUnlistedRecipient, err = cfg.Bool("smtpd_reject_unlisted_recipient")
+	must(err)
+	c.RejectUnlistedSender, err = cfg.Bool("smtpd_reject_unlisted_sender")
+	must(err)
+	showTable, err := cfg.Bool("show_user_unknown_table_name")
+	must(err)
+	c.HideUnknownTable = !showTable
 	code := func(name string) int {
 		v, err := cfg.Int(name)
 		must(err)
@@ -374,6 +385,9 @@ func (n *Node) smtpdConfig(cfg *config.Config, res *rewrite.Resolver, maps *mapo
 		MapsRBLReject:              code("maps_rbl_reject_code"),
 		MultiRecipientBounceReject: code("multi_recipient_bounce_reject_code"),
 		PlaintextReject:            code("plaintext_reject_code"),
+		UnknownLocalRecipient:      code("unknown_local_recipient_reject_code"),
+		UnknownVirtualMailbox:      code("unknown_virtual_mailbox_reject_code"),
+		UnknownRelayRecipient:      code("unknown_relay_recipient_reject_code"),
 	}
 	return c, errors.Join(errs...)
 }
@@ -437,6 +451,7 @@ func (n *Node) checkMaps(ctx context.Context, cfg *config.Config) *mapopen.Opene
 		Warnf:       func(f string, a ...any) { n.log.Printf("master", "warning: "+f, a...) },
 	}
 	_, checkErrs := mapopen.Check(ctx, o, cfg)
+	checkErrs = append(checkErrs, checkDefaultRecipientMaps(ctx, o, cfg)...)
 	for _, err := range append(errs, checkErrs...) {
 		if err != nil {
 			n.log.Printf("master", "warning: %v", err)

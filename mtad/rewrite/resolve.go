@@ -35,7 +35,10 @@ type Resolver struct {
 	DefaultTransport      string    // default_transport
 	Relayhost             string    // relayhost
 	MyOrigin              string    // myorigin, for unqualified addresses
-	MyDomain              string    // mydomain, for append_dot_mydomain
+	// Own holds inet_interfaces and proxy_interfaces: a domain literal of
+	// one of these addresses is local. nil: no literal is local.
+	Own      *OwnAddrs
+	MyDomain string // mydomain, for append_dot_mydomain
 
 	// The standard-form switches of trivial-rewrite (reference §6.A). The
 	// zero value turns each off; Postfix's defaults are yes, yes, yes and
@@ -64,10 +67,14 @@ func Domain(addr string) string {
 	return strings.TrimSuffix(strings.ToLower(addr[i+1:]), ".")
 }
 
-// IsLocalDomain reports whether domain is in mydestination (an address
-// without a domain is local too).
+// IsLocalDomain reports whether domain is in mydestination or is a literal
+// of one of our addresses (an address without a domain is local too).
 func (r *Resolver) IsLocalDomain(domain string) bool {
-	return domain == "" || contains(r.MyDestination, domain)
+	if domain == "" || contains(r.MyDestination, domain) {
+		return true
+	}
+	ip, ok := literalAddr(domain)
+	return ok && r.Own.Contains(ip)
 }
 
 // AuthDestination reports whether mail for domain may be accepted from an

@@ -138,5 +138,5 @@ func (r *Resolver) MailerDaemon(sender string) bool {
 // is $myorigin or a local domain (mail_addr_find.c).
 func (r *Resolver) LocalpartLookup(domain string) bool {
 	domain = strings.TrimSuffix(strings.ToLower(domain), ".")
-	return domain != "" && (strings.EqualFold(domain, r.MyOrigin) || contains(r.MyDestination, domain))
+	return domain != "" && (strings.EqualFold(domain, r.MyOrigin) || r.IsLocalDomain(domain))
 }

@@ -3,12 +3,12 @@ package smtpd
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
 	"strings"
 
 	"sqlmta/mapdrivers"
 	"sqlmta/mtad/reply"
+	"sqlmta/mtad/rewrite"
 )
 
 // Codes are the reply code parameters of main.cf. Zero means Postfix's
@@ -27,6 +27,9 @@ type Codes struct {
 	MapsRBLReject              int // maps_rbl_reject_code (554)
 	MultiRecipientBounceReject int // multi_recipient_bounce_reject_code (550)
 	PlaintextReject            int // plaintext_reject_code (450)
+	UnknownLocalRecipient      int // unknown_local_recipient_reject_code (550)
+	UnknownVirtualMailbox      int // unknown_virtual_mailbox_reject_code (550)
+	UnknownRelayRecipient      int // unknown_relay_recipient_reject_code (550)
 }
 
 func (c Codes) withDefaults() Codes {
@@ -48,6 +51,9 @@ func (c Codes) withDefaults() Codes {
 	def(&c.MapsRBLReject, 554)
 	def(&c.MultiRecipientBounceReject, 550)
 	def(&c.PlaintextReject, 450)
+	def(&c.UnknownLocalRecipient, 550)
+	def(&c.UnknownVirtualMailbox, 550)
+	def(&c.UnknownRelayRecipient, 550)
 	return c
 }
 
@@ -68,6 +74,9 @@ var knownRestrictions = map[string]bool{
 	"reject_unauth_pipelining":      true,
 	"reject_multi_recipient_bounce": true,
 	"reject_plaintext_session":      true,
+	"reject_unlisted_sender":        true,
+	"reject_unlisted_recipient":     true,
+	"check_recipient_maps":          true,
 }
 
 // mapCommands take a "type:table" argument.
@@ -100,7 +109,6 @@ var notYet = map[string]bool{
 	"check_policy_service": true, "sleep": true, "check_ccert_access": true,
 	"permit_tls_clientcerts": true, "permit_tls_all_clientcerts": true,
 	"reject_unverified_sender": true, "reject_unverified_recipient": true,
-	"reject_unlisted_sender": true, "reject_unlisted_recipient": true, "check_recipient_maps": true,
 	"reject_sender_login_mismatch": true, "reject_authenticated_sender_login_mismatch": true,
 	"reject_known_sender_login_mismatch": true, "reject_unauthenticated_sender_login_mismatch": true,
 	"reject_unknown_forward_client": true, "check_etrn_access": true,
@@ -294,6 +302,8 @@ type checkState struct {
 	haveSender bool
 	rcpt       string
 	haveRcpt   bool
+	// The implicit and explicit unlisted-address checks run once per RCPT.
+	rcptChecked, senderChecked bool
 }
 
 // actions are the access-map side effects on the mail transaction.
@@ -518,6 +528,16 @@ func (s *session) checkRcpt(addr string) *reply.Error {
 		d := s.chk.deferIfPermit
 		st = s.checkReject(false, d.code, d.dsn, d.text)
 	}
+	// The implicit checks after every list: unlisted senders (when asked
+	// for) and unlisted recipients, unless DISCARD made them moot.
+	if st != reject && !s.discard() && s.cfg.RejectUnlistedSender && s.chk.sender != "" {
+		s.resetChecks()
+		st = s.checkUnlisted(s.chk.sender, true)
+	}
+	if st != reject && !s.discard() && s.cfg.RejectUnlistedRecipient {
+		s.resetChecks()
+		st = s.checkUnlisted(addr, false)
+	}
 	if st == reject {
 		return s.chk.err
 	}
@@ -526,6 +546,7 @@ func (s *session) checkRcpt(addr string) *reply.Error {
 
 func (s *session) clearContext() {
 	s.chk.rcpt, s.chk.haveRcpt = "", false
+	s.chk.rcptChecked, s.chk.senderChecked = false, false
 }
 
 // checkData is smtpd_check_data (eod=false) or smtpd_check_eod.
@@ -782,6 +803,16 @@ func (s *session) restriction(lname, name, table string, rest []string, replyNam
 			code, dsn = c.RelayDomainsReject-100, "4.7.1"
 		}
 		return s.checkRejectf(code, dsn, "<%s>: Relay access denied", s.chk.rcpt)
+	case "reject_unlisted_recipient", "check_recipient_maps":
+		if s.chk.haveRcpt {
+			return s.checkUnlisted(s.chk.rcpt, false)
+		}
+		return dunno
+	case "reject_unlisted_sender":
+		if s.chk.haveSender {
+			return s.checkUnlisted(s.chk.sender, true)
+		}
+		return dunno
 	case "check_relay_domains":
 		s.srv.warnOnce("check_relay_domains", func() {
 			s.logf("warning: support for restriction \"check_relay_domains\" will be removed from Postfix; use \"reject_unauth_destination\" instead")
@@ -858,18 +889,7 @@ func (s *session) isOwnAddr(ip netip.Addr) bool {
 	if s.cfg.InetInterfaces != nil {
 		return s.cfg.InetInterfaces(ip)
 	}
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		return false
-	}
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok {
-			if x, ok := netip.AddrFromSlice(n.IP); ok && x.Unmap() == ip {
-				return true
-			}
-		}
-	}
-	return false
+	return rewrite.InterfaceAddr(ip)
 }
 
 // authDestination is Postfix's permit_auth_destination test: the recipient

@@ -19,6 +19,7 @@ import (
 	"sqlmta/mtad/envelope"
 	"sqlmta/mtad/maillog"
 	"sqlmta/mtad/matchlist"
+	"sqlmta/mtad/rewrite"
 )
 
 // Submitter hands a received message to cleanup and the queue.
@@ -85,7 +86,13 @@ type Config struct {
 	InetInterfaces        func(ip netip.Addr) bool
 	AllowUntrustedRouting bool // allow_untrusted_routing
 	SoftBounce            bool // soft_bounce: every 5xx reject becomes 4xx
-	Codes                 Codes
+	// Validate checks an address (standard form) against the recipient
+	// tables for reject_unlisted_recipient/_sender; nil: no such check.
+	Validate                func(ctx context.Context, addr string, sender bool) (rewrite.Validity, error)
+	RejectUnlistedRecipient bool // smtpd_reject_unlisted_recipient
+	RejectUnlistedSender    bool // smtpd_reject_unlisted_sender
+	HideUnknownTable        bool // show_user_unknown_table_name = no
+	Codes                   Codes
 
 	SpoolMemory int64  // DATA kept in memory up to this many bytes (0 = 1 MiB)
 	SpoolDir    string // temp files ("" = os.TempDir())
