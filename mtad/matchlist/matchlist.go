@@ -1,9 +1,9 @@
 // Package matchlist implements Postfix's host/domain and network lists
 // (mydestination, relay_domains, mynetworks, …): items are tried left to
 // right, the first match wins, "!item" excludes, and a "/file/name" item is
-// replaced by the items in that file. Lookup-table items ("type:table") need
-// the map drivers, which this package must not import; they are refused for
-// now so that a configuration relying on them fails loudly at start.
+// replaced by the items in that file. Lookup-table items ("type:table") are
+// opened through the caller's opener in domain lists; network lists refuse
+// them for now, so that a configuration relying on them fails loudly.
 package matchlist
 
 import (
@@ -25,11 +25,12 @@ func (e *ErrTableNotSupported) Error() string {
 type item struct {
 	pattern string
 	negate  bool
+	table   bool // pattern is "type:name"
 }
 
 // expand turns raw list items into patterns: it splits on commas and
 // whitespace, reads /file items (recursively, with a depth bound against
-// include loops) and rejects type:table items.
+// include loops) and marks type:table items.
 func expand(items []string, depth int) ([]item, error) {
 	if depth > 10 {
 		return nil, fmt.Errorf("list files nested too deeply")
@@ -61,7 +62,7 @@ func expand(items []string, depth int) ([]item, error) {
 					out = append(out, item{pattern: s.pattern, negate: s.negate != neg})
 				}
 			case isTable(f):
-				return nil, &ErrTableNotSupported{Item: f}
+				out = append(out, item{pattern: f, negate: neg, table: true})
 			default:
 				out = append(out, item{pattern: f, negate: neg})
 			}

@@ -26,6 +26,9 @@ func ParseNetworks(items []string) (*Networks, error) {
 	}
 	n := &Networks{}
 	for _, it := range exp {
+		if it.table {
+			return nil, &ErrTableNotSupported{Item: it.pattern}
+		}
 		p, err := parsePrefix(it.pattern)
 		if err != nil {
 			return nil, err
