@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 need=()
 command -v smtp-sink >/dev/null || [ -x /usr/sbin/smtp-sink ] || need+=(postfix)
 command -v swaks >/dev/null || need+=(swaks)
+command -v dovecot >/dev/null || [ -x /usr/sbin/dovecot ] || need+=(dovecot-core)
+[ -e /usr/lib/dovecot/lmtp ] || need+=(dovecot-lmtpd)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing test peers: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

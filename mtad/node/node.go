@@ -28,6 +28,7 @@ import (
 	"sqlmta/mtad/rewrite"
 	"sqlmta/mtad/smtpd"
 	"sqlmta/mtad/transport"
+	"sqlmta/mtad/transport/lmtp"
 	"sqlmta/mtad/transport/maildir"
 	smtptransport "sqlmta/mtad/transport/smtp"
 	"sqlmta/store"
@@ -50,6 +51,7 @@ type Node struct {
 	st       store.Store
 	qmgr     *qmgr.Qmgr
 	smtpTr   *smtptransport.Transport
+	lmtpTr   *lmtp.Transport
 	servers  []*smtpd.Server
 	services []config.Service
 	cleanup  *cleanup.Cleanup
@@ -166,6 +168,7 @@ func (n *Node) build() error {
 	if err != nil {
 		return err
 	}
+	res.Transport = transportMaps(cfg, n.maps, n.log)
 	hostname := get("myhostname")
 	n.cleanup = cleanup.New(cleanup.Config{
 		Hostname:                       hostname,
@@ -213,6 +216,7 @@ func (n *Node) build() error {
 		"virtual": maildir.New(maildir.Config{Mailbox: maildir.VirtualMailbox(get("virtual_mailbox_base")), Relay: "virtual", Hostname: hostname}),
 		"local":   maildir.New(maildir.Config{Mailbox: maildir.LocalMailbox(get("home_mailbox")), Relay: "local", Hostname: hostname}),
 	}
+	n.lmtpTr = addTransports(cfg, transports, &errs)
 	b := &bounce.Bouncer{
 		Hostname:  hostname,
 		SizeLimit: size("bounce_size_limit"),
@@ -472,6 +476,7 @@ func (n *Node) Stop(ctx context.Context) error {
 	n.cancel()
 	errs = append(errs, <-n.qmgrDone)
 	n.smtpTr.Close()
+	n.lmtpTr.Close()
 	for _, o := range n.oldMaps {
 		errs = append(errs, o.Close())
 	}

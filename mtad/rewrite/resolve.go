@@ -35,6 +35,8 @@ type Resolver struct {
 	DefaultTransport      string    // default_transport
 	Relayhost             string    // relayhost
 	MyOrigin              string    // myorigin, for unqualified addresses
+	// Transport holds transport_maps; nil: none (see transport.go).
+	Transport *TransportMaps
 	// Own holds inet_interfaces and proxy_interfaces: a domain literal of
 	// one of these addresses is local. nil: no literal is local.
 	Own      *OwnAddrs
@@ -95,8 +97,9 @@ func (r *Resolver) classOf(domain string) Class {
 	return ClassDefault
 }
 
-// Resolve finds the transport and next hop for a recipient address.
-func (r *Resolver) Resolve(addr string) Result {
+// resolveClass finds the transport and next hop that the address class
+// gives a recipient, before transport_maps (see transport.go).
+func (r *Resolver) resolveClass(addr string) Result {
 	domain := Domain(addr)
 	res := Result{Class: r.classOf(domain), Domain: domain}
 	var spec string
