@@ -76,19 +76,34 @@ start() {
 	die "postfix does not listen on 127.0.0.1:$port after 30 s: $(tail -n 20 "$dir/maillog")"
 }
 
+# kill_instance kills every process of the instance: start-fg's session and the master's own session (the
+# master calls setsid), with whatever children they have.
+kill_instance() {
+	local dir="$1" pid sid
+	for pid in "$(cat "$dir/pid" 2>/dev/null)" "$(tr -d ' ' <"$dir/queue/pid/master.pid" 2>/dev/null)"; do
+		[ -n "$pid" ] || continue
+		# Only a live Postfix process of this instance: a stale pid may name anything by now.
+		[ "$(readlink "/proc/$pid/cwd" 2>/dev/null)" = "$dir/queue" ] || [ "$pid" = "$(cat "$dir/pid" 2>/dev/null)" ] || continue
+		sid="$(ps -o sid= -p "$pid" 2>/dev/null | tr -d ' ')"
+		if [ -n "$sid" ] && [ "$sid" != "0" ]; then pkill -KILL -s "$sid" 2>/dev/null || true; fi
+		kill -KILL "$pid" 2>/dev/null || true
+	done
+}
+
 stop() {
 	local dir="$1"
 	[ -d "$dir/etc" ] || return 0
 	export PATH="$PATH:/usr/sbin"
-	postfix -c "$dir/etc" stop >/dev/null 2>&1 || true
+	# postfix stop can block for ever: under a log flood postlogd deadlocks writing its own warnings to its full
+	# socket, and every Postfix command that logs (master -t included) then waits on that socket.
+	timeout 15 postfix -c "$dir/etc" stop >/dev/null 2>&1 || true
 	local i
-	for i in $(seq 1 300); do
+	for i in $(seq 1 150); do
 		master_alive "$dir" || return 0
 		sleep 0.1
 	done
-	postfix -c "$dir/etc" abort >/dev/null 2>&1 || true
-	kill -KILL "$(cat "$dir/pid")" 2>/dev/null || true
-	die "postfix in $dir did not stop within 30 s; killed"
+	kill_instance "$dir"
+	echo "postfix-peer.sh: postfix in $dir did not stop within 30 s; killed" >&2
 }
 
 case "${1:-}" in

@@ -42,7 +42,7 @@ var (
 type Store interface {
 	// Enqueue writes message, content (streamed in chunks from m.Content) and recipients in ONE short
 	// transaction. It returns only after commit. Recipients start 'queued' with next_attempt_at = now
-	// (due at once). m.Size is overwritten with the number of content bytes read.
+	// (due at once), or 'hold' when m.Hold. m.Size is overwritten with the number of content bytes read.
 	Enqueue(ctx context.Context, m *NewMessage) error
 	// RecipientsClaim leases up to p.Limit due recipients to p.Owner for p.Lease, in one short transaction.
 	// Two claimers never get the same recipient. Returned rows carry the message fields the qmgr needs,
@@ -99,6 +99,10 @@ type NewMessage struct {
 	SMTPUTF8   bool
 	EnvID      string // DSN ENVID
 	Ret        string // DSN RET: FULL, HDRS or ""
+	// Hold writes every recipient in state 'hold' (a HOLD action): never claimed until MessageRelease.
+	Hold bool
+	// Filter is the message's content filter, "transport:nexthop" ("" = none): content_filter or FILTER.
+	Filter     string
 	Recipients []NewRecipient
 	Content    io.Reader
 }
@@ -136,6 +140,7 @@ type ClaimedRecipient struct {
 	Size      int64
 	NRcpt     int
 	MessageID string
+	Filter    string // content filter, "transport:nexthop"; "" = none
 }
 
 // Deferral is one recipient's failed attempt.
@@ -160,6 +165,7 @@ type Message struct {
 	SMTPUTF8   bool
 	EnvID      string
 	Ret        string
+	Filter     string // content filter, "transport:nexthop"; "" = none
 	NRcpt      int
 	CreatedAt  time.Time
 	Recipients []Recipient

@@ -100,7 +100,7 @@ func TestConfDefaultsAgainstPostconf(t *testing.T) {
 
 func TestConfMapTypes(t *testing.T) {
 	out, _, code := mtactl(t, "conf", "-m")
-	want := "btree\ncdb\ncidr\nfail\nhash\ninline\nlmdb\nmysql\npcre\npgsql\nproxy\nregexp\nsqlite\nstatic\ntexthash\nunix\n"
+	want := "btree\ncdb\ncidr\nfail\nhash\ninline\nlmdb\nmysql\nnis\npcre\npgsql\nproxy\nregexp\nsqlite\nstatic\ntexthash\nunix\n"
 	if code != 0 || out != want {
 		t.Errorf("conf -m = %d %q", code, out)
 	}

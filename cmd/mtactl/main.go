@@ -23,6 +23,8 @@ commands:
   map import|query|delete|dump|list|check
                                         lookup tables, as postmap does
   aliases [[type:]file ...]             import alias_database, as newaliases does
+  queue list|flush|delete|hold|release|requeue|cat|shape
+                                        the mail queue, as mailq, postqueue, postsuper, postcat, qshape do
 `
 
 func main() {
@@ -32,6 +34,14 @@ func main() {
 		os.Exit(postmapMain(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 	case "newaliases":
 		os.Exit(aliasesMain("newaliases", defaultConfigDir(), os.Args[1:], os.Stdout, os.Stderr))
+	case "mailq":
+		os.Exit(mailqMain(defaultConfigDir(), os.Args[1:], os.Stdout, os.Stderr))
+	case "postqueue":
+		os.Exit(postqueueMain("postqueue", defaultConfigDir(), os.Args[1:], os.Stdout, os.Stderr))
+	case "postsuper":
+		os.Exit(postsuperMain("postsuper", defaultConfigDir(), os.Args[1:], os.Stdin, os.Stderr))
+	case "postcat":
+		os.Exit(postcatMain("postcat", defaultConfigDir(), os.Args[1:], os.Stdout, os.Stderr))
 	}
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
@@ -59,6 +69,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return mapMain(*dir, rest, stdin, stdout, stderr)
 	case "aliases":
 		return aliasesMain("mtactl aliases", *dir, rest, stdout, stderr)
+	case "queue":
+		return queueMain(*dir, rest, stdin, stdout, stderr)
 	default:
 		fs.Usage()
 		return 2

@@ -20,14 +20,16 @@ func main() {
 	noMigrate := flag.Bool("no-migrate", false, "do not apply pending database migrations at start")
 	flag.Parse()
 
+	// Signals are caught before the node starts serving: a SIGHUP sent as
+	// soon as the port answers must reload, not kill the process.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	ctx := context.Background()
 	n, err := node.Start(ctx, node.Options{ConfigDir: *dir, NoMigrate: *noMigrate})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "mtad: fatal: %v\n", err)
 		os.Exit(1)
 	}
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	for sig := range sigs {
 		if sig == syscall.SIGHUP {
 			if err := n.Reload(); err != nil {

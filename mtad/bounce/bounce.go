@@ -183,6 +183,7 @@ func (b *Bouncer) one(ctx context.Context, rcpts []store.ClaimedRecipient, resul
 		Sender:     "",
 		Recipients: []envelope.Recipient{{Address: first.Sender, Orig: first.Sender}},
 		Arrival:    now,
+		Internal:   true, // no always_bcc or bcc maps on a bounce
 	}
 	if err := b.Submit.Submit(ctx, env, io.MultiReader(&m, orig, strings.NewReader(tail))); err != nil {
 		return err

@@ -26,9 +26,10 @@ type state struct {
 	sender  string // envelope sender after rewriting
 	recip   string // last envelope recipient after rewriting (before virtual)
 	discard bool
-	// What HOLD/REDIRECT/FILTER/BCC asked for. Logged only, for now: the
-	// store has no hold queue or per-message filter yet.
+	// What header_checks' HOLD, REDIRECT and FILTER asked for (the last
+	// one wins; hold is the header that triggered it), and BCC's addresses.
 	hold, redirect, filter string
+	bcc                    []string
 }
 
 // maps is one *_maps parameter opened: its tables in the order given.

@@ -20,8 +20,9 @@ func logicalHeader(raw []byte) string {
 // cleanup_act): REJECT ends the message (4.x.x text defers it), DISCARD
 // drops it with a success reply, IGNORE and STRIP drop the field, REPLACE
 // swaps it, PREPEND puts a field before it, WARN/INFO only log. HOLD,
-// REDIRECT, FILTER and BCC are logged and remembered but not yet acted on.
-// After REJECT, DISCARD, REDIRECT or PASS no further field is inspected.
+// REDIRECT, FILTER and BCC are logged and remembered in st; Submit acts on
+// them (applyActions). After REJECT, DISCARD, REDIRECT or PASS no further
+// field is inspected.
 func (c *Cleanup) headerChecks(ctx context.Context, st *state, env *envelope.Envelope, m *maps, fields [][]byte) [][]byte {
 	if m == nil {
 		return fields
@@ -138,6 +139,7 @@ func (c *Cleanup) headerChecks(ctx context.Context, st *state, env *envelope.Env
 				c.log.Printf("cleanup", "warning: bad BCC address \"%s\" in %s map -- need user@domain", text, m.title)
 			} else {
 				act("bcc", text)
+				st.bcc = append(st.bcc, text)
 			}
 			out = append(out, f)
 		case "STRIP":

@@ -76,7 +76,32 @@ type Config struct {
 	// DuplicateFilterLimit bounds the memory of the recipient duplicate
 	// filter (duplicate_filter_limit); 0 means no limit, as in Postfix.
 	DuplicateFilterLimit int
+
+	// ContentFilter is content_filter, "transport:nexthop" ("" = none).
+	// FILTER actions override it; a master.cf service's -o value goes
+	// through Service.
+	ContentFilter    string
+	AlwaysBcc        string   // always_bcc
+	SenderBccMaps    []string // sender_bcc_maps
+	RecipientBccMaps []string // recipient_bcc_maps
+	// MessageDropHeaders is message_drop_headers: header names removed
+	// after header_checks. nil means Postfix's default.
+	MessageDropHeaders []string
+
+	// LocalHeaderRewriteClients is local_header_rewrite_clients: the
+	// clients whose headers are rewritten in the local context (and get
+	// missing headers). nil means Postfix's default, permit_inet_interfaces.
+	LocalHeaderRewriteClients []string
+	MyNetworks                func(netip.Addr) bool // mynetworks, for permit_mynetworks
+	// RemoteHeaderRewriteDomain is remote_header_rewrite_domain: other
+	// clients' headers are rewritten only when it is set, with
+	// QualifyRemote (standard form appending this domain).
+	RemoteHeaderRewriteDomain string
+	QualifyRemote             func(addr string) string
 }
+
+// defaultDropHeaders is message_drop_headers' default.
+var defaultDropHeaders = []string{"bcc", "content-length", "resent-bcc", "return-path"}
 
 // Cleanup enqueues messages. It implements smtpd.Submitter.
 type Cleanup struct {
@@ -87,6 +112,34 @@ type Cleanup struct {
 	// Enqueued is called after each successful commit (the local qmgr's
 	// wake-up); may be nil.
 	Enqueued func()
+}
+
+// Service is cleanup as one master.cf service sees it. Postfix's smtpd
+// hands cleanup its own content_filter and header rewrite context, so a
+// service's -o overrides of content_filter and
+// local_header_rewrite_clients count for that service's mail only.
+type Service struct {
+	c    *Cleanup
+	opts serviceOpts
+}
+
+type serviceOpts struct {
+	contentFilter string
+	headerClients []string
+}
+
+// Service returns a Submitter that uses contentFilter and
+// localHeaderRewriteClients (nil: the Config's) in place of main.cf's.
+func (c *Cleanup) Service(contentFilter string, localHeaderRewriteClients []string) *Service {
+	if localHeaderRewriteClients == nil {
+		localHeaderRewriteClients = c.cfg.LocalHeaderRewriteClients
+	}
+	return &Service{c: c, opts: serviceOpts{contentFilter: contentFilter, headerClients: localHeaderRewriteClients}}
+}
+
+// Submit is Cleanup.Submit with the service's parameters.
+func (s *Service) Submit(ctx context.Context, env *envelope.Envelope, content io.Reader) error {
+	return s.c.submit(ctx, env, content, s.opts)
 }
 
 // New returns a Cleanup writing to st.
@@ -105,6 +158,12 @@ func New(cfg Config, st store.Store, log *maillog.Logger) *Cleanup {
 	if cfg.EmptyAddressRecipient == "" {
 		cfg.EmptyAddressRecipient = "MAILER-DAEMON"
 	}
+	if cfg.MessageDropHeaders == nil {
+		cfg.MessageDropHeaders = defaultDropHeaders
+	}
+	if cfg.LocalHeaderRewriteClients == nil {
+		cfg.LocalHeaderRewriteClients = []string{"permit_inet_interfaces"}
+	}
 	return &Cleanup{cfg: cfg, store: st, log: log, now: time.Now}
 }
 
@@ -114,6 +173,7 @@ var queueWriteError = reply.New(451, "4.3.0", "Error: queue file write error")
 // tables are the lookup tables of one message, opened.
 type tables struct {
 	senderCanon, recipientCanon, canon, virtual, headerChecks *maps
+	senderBcc, recipientBcc                                   *maps
 }
 
 func (c *Cleanup) openTables(ctx context.Context) (*tables, error) {
@@ -129,6 +189,8 @@ func (c *Cleanup) openTables(ctx context.Context) (*tables, error) {
 		{&t.canon, "canonical_maps", c.cfg.CanonicalMaps},
 		{&t.virtual, "virtual_alias_maps", c.cfg.VirtualAliasMaps},
 		{&t.headerChecks, "header_checks", c.cfg.HeaderChecks},
+		{&t.senderBcc, "sender_bcc_maps", c.cfg.SenderBccMaps},
+		{&t.recipientBcc, "recipient_bcc_maps", c.cfg.RecipientBccMaps},
 	} {
 		if *p.dst, err = c.openMaps(ctx, p.title, p.specs); err != nil {
 			return nil, err
@@ -199,6 +261,10 @@ func (d *dupFilter) check(key string) bool {
 // after the store committed, or when header_checks discarded the message
 // (Postfix answers 250 for that too).
 func (c *Cleanup) Submit(ctx context.Context, env *envelope.Envelope, content io.Reader) error {
+	return c.submit(ctx, env, content, serviceOpts{contentFilter: c.cfg.ContentFilter, headerClients: c.cfg.LocalHeaderRewriteClients})
+}
+
+func (c *Cleanup) submit(ctx context.Context, env *envelope.Envelope, content io.Reader, opts serviceOpts) error {
 	if env.QueueID == "" {
 		env.QueueID = queueid.New()
 	}
@@ -232,9 +298,9 @@ func (c *Cleanup) Submit(ctx context.Context, env *envelope.Envelope, content io
 		Ret:        env.Ret,
 	}
 	dups := &dupFilter{limit: c.cfg.DuplicateFilterLimit, seen: make(map[string]bool, len(env.Recipients))}
-	for _, r := range env.Recipients {
-		addr := c.rewriteRecipient(ctx, st, t, r.Address)
-		st.recip = addr
+	// out is cleanup_out_recipient: virtual alias expansion of a rewritten
+	// address, then duplicate elimination.
+	out := func(addr string, r envelope.Recipient) {
 		final := []string{addr}
 		if t.virtual != nil {
 			final = c.map1n(ctx, st, t.virtual, addr)
@@ -257,6 +323,31 @@ func (c *Cleanup) Submit(ctx context.Context, env *envelope.Envelope, content io
 			m.Recipients = append(m.Recipients, store.NewRecipient{Address: f, Orig: r.Orig, Notify: r.Notify, ORCPT: r.ORCPT})
 		}
 	}
+	// bcc is cleanup_addr_bcc: a recipient the sender is not told about
+	// (NOTIFY=NEVER), rewritten like any envelope recipient.
+	bcc := func(a string) {
+		out(c.rewriteRecipient(ctx, st, t, a), envelope.Recipient{Address: a, Orig: a, Notify: "NEVER"})
+	}
+	// Automatic BCC is for new mail only (CLEANUP_FLAG_BCC_OK).
+	autoBcc := !env.Internal
+	if autoBcc && sender != "" {
+		c.bccLookup(ctx, st, t.senderBcc, sender, bcc)
+	}
+	for _, r := range env.Recipients {
+		addr := c.rewriteRecipient(ctx, st, t, r.Address)
+		st.recip = addr
+		out(addr, r)
+		if autoBcc && addr != "" {
+			c.bccLookup(ctx, st, t.recipientBcc, addr, bcc)
+		}
+	}
+	// smtpd's BCC actions reach cleanup as extra recipients.
+	for _, a := range env.Bcc {
+		bcc(a)
+	}
+	if autoBcc && c.cfg.AlwaysBcc != "" {
+		bcc(c.cfg.AlwaysBcc)
+	}
 
 	now := c.now()
 	var received, bottom bytes.Buffer
@@ -277,27 +368,52 @@ func (c *Cleanup) Submit(ctx context.Context, env *envelope.Envelope, content io
 	if st.discard || env.Discard {
 		return nil // smtpd's DISCARD was logged by smtpd
 	}
+	for _, a := range st.bcc {
+		bcc(a)
+	}
+	if r := st.reply(); r != nil {
+		return r // a BCC address's expansion failed
+	}
 	if len(m.Recipients) == 0 {
 		return reply.New(554, "5.5.1", "Error: no valid recipients")
 	}
+	c.applyActions(m, env, st, opts.contentFilter)
 	if t.headerChecks != nil {
 		hdr.messageID, hdr.hasDate, hdr.hasFrom = scanFields(fields)
 	}
-	addMissing := c.cfg.AlwaysAddMissing || c.isLocalClient(env.ClientAddr)
+	rs := scanResent(fields)
+	qualify := c.headerQualifier(ctx, env, opts.headerClients)
+	fields = c.finishHeaders(ctx, &hdrRewrite{qualify: qualify, st: st, t: t}, fields)
+	if r := st.reply(); r != nil {
+		return r // a canonical lookup failed
+	}
+	addMissing := c.cfg.AlwaysAddMissing || qualify != nil
 	m.MessageID = hdr.messageID
-	if hdr.messageID == "" && addMissing {
-		m.MessageID = fmt.Sprintf("<%s.%s@%s>", now.UTC().Format("20060102150405"), env.QueueID, c.cfg.Hostname)
-		fmt.Fprintf(&bottom, "Message-Id: %s\r\n", m.MessageID)
+	// With Resent- headers present, the missing headers are the Resent-
+	// ones (cleanup_header_done_callback).
+	prefix, hasMID, hasDate, hasFrom := "", hdr.messageID != "", hdr.hasDate, hdr.hasFrom
+	if rs.resent {
+		prefix, hasMID, hasDate, hasFrom = "Resent-", rs.messageID, rs.date, rs.from
 	}
-	if !hdr.hasDate && addMissing {
-		fmt.Fprintf(&bottom, "Date: %s\r\n", now.Format("Mon, 2 Jan 2006 15:04:05 -0700 (MST)"))
+	var resentMID string
+	if !hasMID && addMissing {
+		id := fmt.Sprintf("<%s.%s@%s>", now.UTC().Format("20060102150405"), env.QueueID, c.cfg.Hostname)
+		if rs.resent {
+			resentMID = id
+		} else {
+			m.MessageID = id
+		}
+		fmt.Fprintf(&bottom, "%sMessage-Id: %s\r\n", prefix, id)
 	}
-	if !hdr.hasFrom && addMissing {
+	if !hasDate && addMissing {
+		fmt.Fprintf(&bottom, "%sDate: %s\r\n", prefix, now.Format("Mon, 2 Jan 2006 15:04:05 -0700 (MST)"))
+	}
+	if !hasFrom && addMissing {
 		from := sender
 		if from == "" {
 			from = "MAILER-DAEMON"
 		}
-		fmt.Fprintf(&bottom, "From: %s\r\n", from)
+		fmt.Fprintf(&bottom, "%sFrom: %s\r\n", prefix, from)
 	}
 	m.Content = io.MultiReader(bytes.NewReader(bytes.Join(fields, nil)), &bottom, br)
 
@@ -316,6 +432,9 @@ func (c *Cleanup) Submit(ctx context.Context, env *envelope.Envelope, content io
 			return re
 		}
 		return queueWriteError.Wrap(err)
+	}
+	if resentMID != "" {
+		c.log.Printf("cleanup", "%s: resent-message-id=%s", env.QueueID, resentMID)
 	}
 	mid := m.MessageID
 	if mid == "" {

@@ -29,6 +29,11 @@ type Envelope struct {
 	Filter   string   // FILTER transport:destination: overrides content_filter (last one wins)
 	Bcc      []string // BCC user@domain: extra recipients
 	Prepend  []string // PREPEND header: value, in the order they were triggered
+
+	// Internal marks mail the system made or forwards itself (bounces,
+	// local forwarding): it gets no automatic BCC (always_bcc,
+	// sender_bcc_maps, recipient_bcc_maps), which could loop.
+	Internal bool
 }
 
 // Recipient is one envelope recipient.

@@ -22,6 +22,7 @@ import (
 	mapopen "sqlmta/mapdrivers/open"
 	"sqlmta/mtad/bounce"
 	"sqlmta/mtad/cleanup"
+	"sqlmta/mtad/dnsq"
 	"sqlmta/mtad/maillog"
 	"sqlmta/mtad/matchlist"
 	"sqlmta/mtad/qmgr"
@@ -197,6 +198,15 @@ func (n *Node) build() error {
 		VirtualAliasExpansionLimit:     num("virtual_alias_expansion_limit"),
 		VirtualAliasAddressLengthLimit: num("virtual_alias_address_length_limit"),
 		DuplicateFilterLimit:           num("duplicate_filter_limit"),
+		ContentFilter:                  get("content_filter"),
+		AlwaysBcc:                      get("always_bcc"),
+		SenderBccMaps:                  cfg.List("sender_bcc_maps"),
+		RecipientBccMaps:               cfg.List("recipient_bcc_maps"),
+		MessageDropHeaders:             append([]string{}, cfg.List("message_drop_headers")...),
+		LocalHeaderRewriteClients:      append([]string{}, cfg.List("local_header_rewrite_clients")...),
+		MyNetworks:                     myNetworks(cfg, &errs),
+		RemoteHeaderRewriteDomain:      get("remote_header_rewrite_domain"),
+		QualifyRemote:                  remoteQualifier(res, get("remote_header_rewrite_domain")),
 	}, n.st, n.log)
 
 	n.smtpTr = smtptransport.New(smtptransport.Config{
@@ -258,6 +268,24 @@ func (n *Node) build() error {
 		n.servers = append(n.servers, srv)
 	}
 	return errors.Join(errs...)
+}
+
+// myNetworks is mynetworks as cleanup's permit_mynetworks needs it.
+func myNetworks(cfg *config.Config, errs *[]error) func(netip.Addr) bool {
+	nets, err := matchlist.ParseNetworks(cfg.List("mynetworks"))
+	if err != nil {
+		*errs = append(*errs, fmt.Errorf("mynetworks: %w", err))
+		return nil
+	}
+	return nets.Contains
+}
+
+// remoteQualifier is trivial-rewrite's remote context: the standard form
+// with remote_header_rewrite_domain in place of $myorigin and $mydomain.
+func remoteQualifier(res *rewrite.Resolver, domain string) func(string) string {
+	remote := *res
+	remote.MyOrigin, remote.MyDomain = domain, domain
+	return remote.Qualify
 }
 
 // relayDomains matches a client host name against relay_domains, for the
@@ -330,7 +358,9 @@ func (n *Node) smtpdConfig(cfg *config.Config, res *rewrite.Resolver, maps *mapo
 		AuthDestination:       res.AuthDestination,
 		SpoolDir:              cfg.Get("data_directory"),
 		Log:                   n.log,
-		Submitter:             n.cleanup,
+		// content_filter and local_header_rewrite_clients are smtpd's to
+		// pass to cleanup, so a service's -o overrides count.
+		Submitter: n.cleanup.Service(cfg.Get("content_filter"), append([]string{}, cfg.List("local_header_rewrite_clients")...)),
 	}
 	var err error
 	c.MessageSizeLimit, err = cfg.Size("message_size_limit")
@@ -393,7 +423,41 @@ func (n *Node) smtpdConfig(cfg *config.Config, res *rewrite.Resolver, maps *mapo
 		UnknownVirtualMailbox:      code("unknown_virtual_mailbox_reject_code"),
 		UnknownRelayRecipient:      code("unknown_relay_recipient_reject_code"),
 	}
+	c.DNS, err = smtpdDNSConfig(cfg, res)
+	must(err)
+	c.Etrn, err = etrnFlush(cfg, n.st, maps)
+	must(err)
 	return c, errors.Join(errs...)
+}
+
+// smtpdDNSConfig reads the parameters of smtpd's DNS restrictions and its
+// client name lookup. disable_dns_lookups and smtp_host_lookup concern the
+// SMTP client only: Postfix's smtpd ignores them, and so does this.
+func smtpdDNSConfig(cfg *config.Config, res *rewrite.Resolver) (smtpd.DNSConfig, error) {
+	var errs []error
+	d := smtpd.DNSConfig{
+		MapsRBLDomains:               cfg.List("maps_rbl_domains"),
+		DefaultRBLReply:              cfg.Get("default_rbl_reply"),
+		RBLReplyMaps:                 cfg.List("rbl_reply_maps"),
+		UnknownHeloTempfailAction:    cfg.Get("unknown_helo_hostname_tempfail_action"),
+		UnknownAddressTempfailAction: cfg.Get("unknown_address_tempfail_action"),
+		FinalDestination: func(domain string) bool {
+			return res.IsLocalDomain(domain) || res.VirtualMailboxDomains != nil && res.VirtualMailboxDomains.Contains(domain)
+		},
+		IsLocal: res.IsLocalDomain,
+	}
+	lookup, err := cfg.Bool("smtpd_peername_lookup")
+	errs = append(errs, err)
+	d.NoPeernameLookup = !lookup
+	if nets := cfg.List("permit_mx_backup_networks"); len(nets) > 0 {
+		d.PermitMXBackupNetworks, err = matchlist.ParseNetworks(nets)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("permit_mx_backup_networks: %w", err))
+		}
+	}
+	d.Resolver, err = dnsq.System()
+	errs = append(errs, err)
+	return d, errors.Join(errs...)
 }
 
 // Reload re-reads main.cf and master.cf's overrides for SIGHUP: new SMTP

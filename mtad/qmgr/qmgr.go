@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -246,7 +247,7 @@ func (q *Qmgr) dispatch(ctx context.Context, rcpts []store.ClaimedRecipient, cla
 			logged[r.QueueID] = true
 			q.log.Printf("qmgr", "%s: from=<%s>, size=%d, nrcpt=%d (queue active)", r.QueueID, r.Sender, r.Size, r.NRcpt)
 		}
-		res := q.resolve(r.Address)
+		res := q.route(r)
 		key := r.QueueID + "\x00" + res.Transport + "\x00" + res.Nexthop
 		j := byKey[key]
 		if j == nil || len(j.rcpts) >= q.cfg.RecipientLimit {
@@ -290,6 +291,24 @@ func (q *Qmgr) dispatch(ctx context.Context, rcpts []store.ClaimedRecipient, cla
 	for _, j := range start {
 		q.start(ctx, j)
 	}
+}
+
+// route is where r goes: its resolved transport and nexthop, unless its
+// message has a content filter (content_filter or a FILTER action). The
+// filter overrides the transport, and the nexthop when it names one; with
+// an empty nexthop ("scan:") the recipient's own nexthop stays, as in
+// Postfix 2.7 and later (qmgr_message_resolve).
+func (q *Qmgr) route(r store.ClaimedRecipient) rewrite.Result {
+	res := q.resolve(r.Address)
+	if r.Filter == "" {
+		return res
+	}
+	tr, nexthop, _ := strings.Cut(r.Filter, ":")
+	res.Transport = tr
+	if nexthop != "" {
+		res.Nexthop = nexthop
+	}
+	return res
 }
 
 func (q *Qmgr) opener(queueID string) func(context.Context) (io.ReadCloser, error) {

@@ -202,8 +202,8 @@ func (c *rawClient) ehlo(name string, size string) {
 // ehloReply checks the EHLO reply lines.
 func (c *rawClient) ehloReply(size string) {
 	c.t.Helper()
-	for _, l := range []string{"250-mx.test", "250-PIPELINING", "250-" + size, "250-VRFY",
-		"250-ENHANCEDSTATUSCODES", "250-8BITMIME", "250-DSN", "250 SMTPUTF8"} {
+	for _, l := range []string{"250-mx.test", "250-PIPELINING", "250-" + size, "250-VRFY", "250-ETRN",
+		"250-ENHANCEDSTATUSCODES", "250-8BITMIME", "250-DSN", "250-SMTPUTF8", "250 CHUNKING"} {
 		c.expect(l)
 	}
 }

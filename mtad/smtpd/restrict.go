@@ -93,25 +93,12 @@ var mapCommands = map[string]bool{
 // verification; they come in a later slice. They are refused at start-up,
 // never treated as a silent permit.
 var notYet = map[string]bool{
-	"reject_unknown_client_hostname": true, "reject_unknown_client": true,
-	"reject_unknown_reverse_client_hostname": true, "reject_unknown_forward_client_hostname": true,
-	"reject_unknown_helo_hostname": true, "reject_unknown_hostname": true,
-	"reject_unknown_sender_domain": true, "reject_unknown_recipient_domain": true, "reject_unknown_address": true,
-	"reject_rbl_client": true, "reject_rbl": true, "reject_maps_rbl": true,
-	"reject_rhsbl_client": true, "reject_rhsbl_reverse_client": true, "reject_rhsbl_helo": true,
-	"reject_rhsbl_sender": true, "reject_rhsbl_recipient": true,
-	"permit_dnswl_client": true, "permit_rhswl_client": true, "permit_mx_backup": true,
-	"check_client_a_access": true, "check_client_mx_access": true, "check_client_ns_access": true,
-	"check_reverse_client_a_access": true, "check_reverse_client_mx_access": true, "check_reverse_client_ns_access": true,
-	"check_helo_a_access": true, "check_helo_mx_access": true, "check_helo_ns_access": true,
-	"check_sender_a_access": true, "check_sender_mx_access": true, "check_sender_ns_access": true,
-	"check_recipient_a_access": true, "check_recipient_mx_access": true, "check_recipient_ns_access": true,
 	"check_policy_service": true, "sleep": true, "check_ccert_access": true,
 	"permit_tls_clientcerts": true, "permit_tls_all_clientcerts": true,
 	"reject_unverified_sender": true, "reject_unverified_recipient": true,
 	"reject_sender_login_mismatch": true, "reject_authenticated_sender_login_mismatch": true,
 	"reject_known_sender_login_mismatch": true, "reject_unauthenticated_sender_login_mismatch": true,
-	"reject_unknown_forward_client": true, "check_etrn_access": true,
+	"check_etrn_access": true,
 }
 
 // defaultRelayRestrictions is smtpd_relay_restrictions at compatibility
@@ -161,6 +148,9 @@ func compileLists(cfg Config) (*compiled, error) {
 	if err := checkWorking(c.relay, c.rcpt, c.classes); err != nil {
 		return nil, err
 	}
+	if err := c.compileDNS(); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 
@@ -195,6 +185,15 @@ func (c *compiled) validate(param string, list []string) error {
 			i++
 			if err := c.openMap(param, list[i]); err != nil {
 				return err
+			}
+		case dnsArgRestrictions[name]:
+			// Its DNSBL domain follows (a missing one is only warned about
+			// when the list runs, as Postfix does).
+			if i+1 < len(list) {
+				i++
+				if err := checkRBLDomain(list[i]); err != nil {
+					return fmt.Errorf("%s: %w", param, err)
+				}
 			}
 		case knownRestrictions[name]:
 		case c.classes[list[i]] != nil:
@@ -644,6 +643,9 @@ func (s *session) generic(list []string, replyName, replyClass, defACL string) i
 			}
 			i++
 			table = list[i]
+		} else if dnsArgRestrictions[lname] && i+1 < len(list) {
+			i++
+			table = list[i] // the DNSBL domain
 		}
 		status = s.restriction(lname, name, table, list[i+1:], replyName, replyClass)
 		if s.chk.warnIfReject >= s.chk.recursion {
@@ -830,6 +832,9 @@ func (s *session) restriction(lname, name, table string, rest []string, replyNam
 		}
 		ignored()
 		return st
+	}
+	if dnsRestrictions[lname] || dnsArgRestrictions[lname] || dnsMapCommands[lname] != 0 {
+		return s.dnsRestriction(lname, table, replyName, replyClass)
 	}
 	if sub, ok := s.cfg.classes[name]; ok {
 		return s.generic(sub, replyName, replyClass, s.defACLFor(replyClass))

@@ -120,8 +120,8 @@ func TestAccessMapLookupOrder(t *testing.T) {
 		cf: func(c *Config, dir string) {
 			c.SenderRestrictions = []string{"check_sender_access", tbl(dir, "texthash", "access")}
 		},
-		steps: []string{banner, "C: EHLO client.test", "250-mx.test", "250-PIPELINING", "250-SIZE 10240000", "250-VRFY",
-			"250-ENHANCEDSTATUSCODES", "250-8BITMIME", "250-DSN", "250 SMTPUTF8",
+		steps: []string{banner, "C: EHLO client.test", "250-mx.test", "250-PIPELINING", "250-SIZE 10240000", "250-VRFY", "250-ETRN",
+			"250-ENHANCEDSTATUSCODES", "250-8BITMIME", "250-DSN", "250-SMTPUTF8", "250 CHUNKING",
 			"C: MAIL FROM:<a@sub.example.com>", "250 2.1.0 Ok",
 			"C: RCPT TO:<bob@local.test>", "554 5.7.1 <a@sub.example.com>: Sender address rejected: no spam from you",
 			"C: RSET", "250 2.0.0 Ok",

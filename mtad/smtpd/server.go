@@ -88,11 +88,15 @@ type Config struct {
 	SoftBounce            bool // soft_bounce: every 5xx reject becomes 4xx
 	// Validate checks an address (standard form) against the recipient
 	// tables for reject_unlisted_recipient/_sender; nil: no such check.
-	Validate                func(ctx context.Context, addr string, sender bool) (rewrite.Validity, error)
+	Validate func(ctx context.Context, addr string, sender bool) (rewrite.Validity, error)
+	// Etrn flushes deferred mail for a domain (ETRN); allowed is false for a
+	// domain not in fast_flush_domains. nil: ETRN answers 458.
+	Etrn                    func(ctx context.Context, domain string) (allowed bool, err error)
 	RejectUnlistedRecipient bool // smtpd_reject_unlisted_recipient
 	RejectUnlistedSender    bool // smtpd_reject_unlisted_sender
 	HideUnknownTable        bool // show_user_unknown_table_name = no
 	Codes                   Codes
+	DNS                     DNSConfig // DNS restrictions and the client name lookup (dns.go)
 
 	SpoolMemory int64  // DATA kept in memory up to this many bytes (0 = 1 MiB)
 	SpoolDir    string // temp files ("" = os.TempDir())

@@ -2,7 +2,6 @@ package smtpd
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -21,11 +20,13 @@ import (
 )
 
 // Command names in the order Postfix prints them in the disconnect line.
-var cmdOrder = []string{"helo", "ehlo", "mail", "rcpt", "data", "rset", "noop", "vrfy", "quit", "unknown"}
+// cmdOrder is Postfix's command table order, which its disconnect line follows.
+var cmdOrder = []string{"helo", "ehlo", "xclient", "xforward", "starttls", "auth", "mail", "rcpt", "data", "bdat",
+	"rset", "noop", "vrfy", "etrn", "quit", "unknown"}
 
 // junkCommands can be repeated without limit by a client that goes nowhere;
 // Postfix counts them against smtpd_junk_command_limit.
-var junkCommands = map[string]bool{"helo": true, "ehlo": true, "rset": true, "noop": true, "vrfy": true}
+var junkCommands = map[string]bool{"helo": true, "ehlo": true, "rset": true, "noop": true, "vrfy": true, "etrn": true}
 
 type cmdStat struct{ ok, total int }
 
@@ -45,6 +46,8 @@ type session struct {
 	// reverseName is the PTR name even when it does not resolve back
 	// (check_reverse_client_hostname_access), or "unknown".
 	reverseName string
+	dns         dnsState   // name lookup outcome and DNSBL memo (dns.go)
+	bdat        *bdatState // a message arriving in BDAT chunks
 	helo        string
 	protocol    string // "SMTP" until EHLO
 	where       string // last command, for "lost connection after X"
@@ -129,26 +132,10 @@ func (s *session) identify() {
 		s.addr = s.ip.String()
 	} else {
 		s.addr = s.conn.RemoteAddr().String()
+		s.dns.nameStatus, s.dns.reverseStatus = peerPerm, peerPerm
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	names, err := net.DefaultResolver.LookupAddr(ctx, s.addr)
-	if err != nil || len(names) == 0 {
-		return
-	}
-	name := strings.TrimSuffix(names[0], ".")
-	s.reverseName = name
-	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", name)
-	if err != nil {
-		return
-	}
-	for _, ip := range ips {
-		if ip.Unmap() == s.ip {
-			s.name = name
-			return
-		}
-	}
+	s.lookupPeerName()
 }
 
 func (s *session) statsString() string {
@@ -295,8 +282,17 @@ var errShutdown = errors.New("shutting down")
 // command dispatches one command line. It returns errQuit to end the
 // session normally and a read error from DATA to end it abnormally.
 func (s *session) command(line string) error {
-	verb, args, _ := strings.Cut(strings.TrimLeft(line, " \t"), " ")
-	args = strings.TrimLeft(args, " \t")
+	// Postfix parses the line as a C string: a NUL ends it.
+	if i := strings.IndexByte(line, 0); i >= 0 {
+		line = line[:i]
+	}
+	verb, args := line, ""
+	line = strings.TrimLeft(line, " \t")
+	if i := strings.IndexAny(line, " \t"); i >= 0 {
+		verb, args = line[:i], strings.TrimLeft(line[i:], " \t")
+	} else {
+		verb = line
+	}
 	if strings.TrimSpace(verb) == "" {
 		s.reply("500 5.5.2 Error: bad syntax")
 		s.errorCount++
@@ -344,10 +340,20 @@ func (s *session) command(line string) error {
 		handler = s.cmdVrfy
 	case "quit":
 		handler = s.cmdQuit
+	case "bdat":
+		handler = s.cmdBdat
+	case "etrn":
+		handler = s.cmdEtrn
+	case "auth":
+		handler = s.cmdAuth
+	case "starttls":
+		handler = s.cmdStarttls
+	case "xclient", "xforward":
+		handler = s.cmdXclient
 	default:
 		s.where = "UNKNOWN"
 		s.count("unknown", false)
-		s.reply("502 5.5.2 Error: command not recognized")
+		s.reply("500 5.5.2 Error: command not recognized")
 		s.errorCount++
 		return nil
 	}
@@ -385,6 +391,8 @@ func (s *session) count(cmd string, ok bool) {
 
 // resetTx forgets the mail transaction (RSET, HELO/EHLO, end of DATA).
 func (s *session) resetTx() {
+	s.bdat.close()
+	s.bdat = nil
 	s.inTx = false
 	s.act = actions{}
 	s.sender = ""
@@ -437,7 +445,7 @@ func (s *session) cmdEhlo(args string) (bool, error) {
 		lines = append(lines, "SIZE")
 	}
 	// disable_vrfy_command=no is Postfix's default, and VRFY is announced.
-	lines = append(lines, "VRFY", "ENHANCEDSTATUSCODES", "8BITMIME", "DSN", "SMTPUTF8")
+	lines = append(lines, "VRFY", "ETRN", "ENHANCEDSTATUSCODES", "8BITMIME", "DSN", "SMTPUTF8", "CHUNKING")
 	for i, l := range lines {
 		sep := "-"
 		if i == len(lines)-1 {
@@ -668,6 +676,10 @@ func (s *session) cmdQuit(string) (bool, error) {
 }
 
 func (s *session) cmdData(args string) (bool, error) {
+	if s.bdat != nil {
+		s.reply("503 5.5.1 Error: DATA after BDAT")
+		return false, nil
+	}
 	if len(s.rcpts) == 0 {
 		if !s.inTx {
 			s.reply("503 5.5.1 Error: need RCPT command")
@@ -702,6 +714,15 @@ func (s *session) cmdData(args string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	return s.finishMessage(buf, tooBig, writeErr, func() string {
+		return "250 2.0.0 Ok: queued as " + s.queueID
+	})
+}
+
+// finishMessage is what follows the end of the message, for DATA and the
+// last BDAT: size and write errors, end-of-data restrictions, cleanup and
+// the queue commit, and the reply okReply gives after that commit.
+func (s *session) finishMessage(buf *spool.Buffer, tooBig bool, writeErr error, okReply func() string) (bool, error) {
 	s.where = "END-OF-MESSAGE"
 	defer s.resetTx()
 	if tooBig {
@@ -750,7 +771,7 @@ func (s *session) cmdData(args string) (bool, error) {
 	// Like Postfix, forgive earlier client errors once a message got through.
 	s.errorCount = 0
 	s.junk = 0
-	s.reply("250 2.0.0 Ok: queued as %s", s.queueID)
+	s.reply("%s", okReply())
 	return true, nil
 }
 

@@ -7,15 +7,15 @@ import "sqlmta/store/internal/sqldb"
 var queries = sqldb.Queries{
 	InsertMessage: `
 INSERT INTO queue_message (id, sender, arrival, size, client_name, client_addr, helo, protocol, message_id,
-                           body_type, smtputf8, envid, ret, nrcpt, created_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+                           body_type, smtputf8, envid, ret, nrcpt, created_at, content_filter)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 	InsertContent: `INSERT INTO queue_content (message_id, seq, data) VALUES (?, ?, ?)`,
 	UpdateSize:    `UPDATE queue_message SET size = ? WHERE id = ?`,
 	InsertRecipients: `
 INSERT INTO queue_recipient (message_id, address, orig_address, notify, orcpt, domain, next_attempt_at,
-                             last_reason)
+                             state, last_reason)
 VALUES `,
-	RecipientRow: `(?, ?, ?, ?, ?, ?, ?, '')`,
+	RecipientRow: `(?, ?, ?, ?, ?, ?, ?, ?, '')`,
 	// No partial index in MariaDB: the scan on (next_attempt_at, id) passes over held rows.
 	ClaimSelect: `
 SELECT id FROM queue_recipient
@@ -29,7 +29,7 @@ SET state = 'active', lease_owner = ?, lease_expires_at = ?, next_attempt_at = ?
 WHERE id IN (%s)`,
 	ClaimFetch: `
 SELECT r.id, r.message_id, r.address, r.orig_address, r.notify, r.orcpt, r.domain, r.attempts, r.last_reason,
-       m.sender, m.arrival, m.size, m.nrcpt, m.message_id
+       m.sender, m.arrival, m.size, m.nrcpt, m.message_id, m.content_filter
 FROM queue_recipient r
 JOIN queue_message m ON m.id = r.message_id
 WHERE r.id IN (%s)
@@ -68,7 +68,7 @@ SELECT (SELECT COUNT(*) FROM queue_content c WHERE c.message_id = m.id) FROM que
 	ContentChunk: `SELECT data FROM queue_content WHERE message_id = ? AND seq = ?`,
 	MessageGet: `
 SELECT id, sender, arrival, size, client_name, client_addr, helo, protocol, message_id, body_type, smtputf8,
-       envid, ret, nrcpt, created_at
+       envid, ret, nrcpt, created_at, content_filter
 FROM queue_message WHERE id = ?`,
 	MessageRcpts: `
 SELECT id, address, orig_address, notify, orcpt, domain, state, attempts, next_attempt_at, last_reason,

@@ -95,7 +95,7 @@ func (s *Store) Enqueue(ctx context.Context, m *store.NewMessage) error {
 		if n > 0 {
 			b.Queue(qInsertContent, m.QueueID, 0, buf[:n])
 		}
-		b.Queue(qInsertRecipients, m.QueueID, rcpt[0], rcpt[1], rcpt[2], rcpt[3], rcpt[4], now)
+		b.Queue(qInsertRecipients, m.QueueID, rcpt[0], rcpt[1], rcpt[2], rcpt[3], rcpt[4], now, initialState(m))
 		if s.wantNotify() {
 			b.Queue(qNotify, notifyChannel) // delivered at commit, with the message
 		}
@@ -135,7 +135,7 @@ func (s *Store) Enqueue(ctx context.Context, m *store.NewMessage) error {
 	if _, err := tx.Exec(ctx, qUpdateSize, m.QueueID, size); err != nil {
 		return enqueueErr(m.QueueID, err)
 	}
-	if _, err := tx.Exec(ctx, qInsertRecipients, m.QueueID, rcpt[0], rcpt[1], rcpt[2], rcpt[3], rcpt[4], now); err != nil {
+	if _, err := tx.Exec(ctx, qInsertRecipients, m.QueueID, rcpt[0], rcpt[1], rcpt[2], rcpt[3], rcpt[4], now, initialState(m)); err != nil {
 		return enqueueErr(m.QueueID, err)
 	}
 	if s.wantNotify() {
@@ -151,7 +151,15 @@ func (s *Store) Enqueue(ctx context.Context, m *store.NewMessage) error {
 
 func messageArgs(m *store.NewMessage) []any {
 	return []any{m.QueueID, m.Sender, store.DBTime(m.Arrival), m.Size, m.ClientName, m.ClientAddr, m.Helo,
-		m.Protocol, m.MessageID, m.BodyType, m.SMTPUTF8, m.EnvID, m.Ret, len(m.Recipients)}
+		m.Protocol, m.MessageID, m.BodyType, m.SMTPUTF8, m.EnvID, m.Ret, len(m.Recipients), m.Filter}
+}
+
+// initialState is where a new message's recipients start.
+func initialState(m *store.NewMessage) string {
+	if m.Hold {
+		return store.StateHold
+	}
+	return store.StateQueued
 }
 
 // recipientArrays turns recipients into the column arrays qInsertRecipients unnests.
@@ -186,7 +194,7 @@ func (s *Store) RecipientsClaim(ctx context.Context, p store.ClaimParams) ([]sto
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.ClaimedRecipient, error) {
 		var c store.ClaimedRecipient
 		err := row.Scan(&c.ID, &c.QueueID, &c.Address, &c.Orig, &c.Notify, &c.ORCPT, &c.Domain, &c.Attempts,
-			&c.LastReason, &c.Sender, &c.Arrival, &c.Size, &c.NRcpt, &c.MessageID)
+			&c.LastReason, &c.Sender, &c.Arrival, &c.Size, &c.NRcpt, &c.MessageID, &c.Filter)
 		c.Arrival = c.Arrival.UTC()
 		return c, err
 	})
@@ -290,7 +298,7 @@ func (s *Store) MessageGet(ctx context.Context, queueID string) (*store.Message,
 	defer br.Close()
 	var m store.Message
 	err := br.QueryRow().Scan(&m.QueueID, &m.Sender, &m.Arrival, &m.Size, &m.ClientName, &m.ClientAddr, &m.Helo,
-		&m.Protocol, &m.MessageID, &m.BodyType, &m.SMTPUTF8, &m.EnvID, &m.Ret, &m.NRcpt, &m.CreatedAt)
+		&m.Protocol, &m.MessageID, &m.BodyType, &m.SMTPUTF8, &m.EnvID, &m.Ret, &m.NRcpt, &m.CreatedAt, &m.Filter)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("postgres: message %s: %w", queueID, store.ErrNotFound)
 	}

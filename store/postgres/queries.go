@@ -4,17 +4,18 @@ package postgres
 
 const qInsertMessage = `
 INSERT INTO queue_message (id, sender, arrival, size, client_name, client_addr, helo, protocol,
-                           message_id, body_type, smtputf8, envid, ret, nrcpt)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`
+                           message_id, body_type, smtputf8, envid, ret, nrcpt, content_filter)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`
 
 const qInsertContent = `INSERT INTO queue_content (message_id, seq, data) VALUES ($1, $2, $3)`
 
 const qUpdateSize = `UPDATE queue_message SET size = $2 WHERE id = $1`
 
-// unnest keeps the arrays' order, so recipient IDs follow the envelope order.
+// unnest keeps the arrays' order, so recipient IDs follow the envelope order. $8 is the state: 'queued',
+// or 'hold' for a held message.
 const qInsertRecipients = `
-INSERT INTO queue_recipient (message_id, address, orig_address, notify, orcpt, domain, next_attempt_at)
-SELECT $1, t.address, t.orig, t.notify, t.orcpt, t.domain, $7
+INSERT INTO queue_recipient (message_id, address, orig_address, notify, orcpt, domain, next_attempt_at, state)
+SELECT $1, t.address, t.orig, t.notify, t.orcpt, t.domain, $7, $8
 FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) AS t(address, orig, notify, orcpt, domain)`
 
 // One statement: pick due rows in order, skipping rows another claimer holds, lease them, and return them
@@ -34,7 +35,7 @@ WITH due AS (
     RETURNING r.id, r.message_id, r.address, r.orig_address, r.notify, r.orcpt, r.domain, r.attempts, r.last_reason
 )
 SELECT c.id, c.message_id, c.address, c.orig_address, c.notify, c.orcpt, c.domain, c.attempts, c.last_reason,
-       m.sender, m.arrival, m.size, m.nrcpt, m.message_id
+       m.sender, m.arrival, m.size, m.nrcpt, m.message_id, m.content_filter
 FROM claimed c
 JOIN queue_message m ON m.id = c.message_id
 ORDER BY c.message_id, c.id`
@@ -91,7 +92,7 @@ const qContentChunk = `SELECT data FROM queue_content WHERE message_id = $1 AND 
 
 const qMessageGet = `
 SELECT id, sender, arrival, size, client_name, client_addr, helo, protocol, message_id, body_type, smtputf8,
-       envid, ret, nrcpt, created_at
+       envid, ret, nrcpt, created_at, content_filter
 FROM queue_message WHERE id = $1`
 
 const qMessageRecipients = `

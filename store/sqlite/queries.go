@@ -8,15 +8,15 @@ import "sqlmta/store/internal/sqldb"
 var queries = sqldb.Queries{
 	InsertMessage: `
 INSERT INTO queue_message (id, sender, arrival, size, client_name, client_addr, helo, protocol, message_id,
-                           body_type, smtputf8, envid, ret, nrcpt, created_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+                           body_type, smtputf8, envid, ret, nrcpt, created_at, content_filter)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 	InsertContent: `INSERT INTO queue_content (message_id, seq, data) VALUES (?, ?, ?)`,
 	UpdateSize:    `UPDATE queue_message SET size = ? WHERE id = ?`,
 	InsertRecipients: `
 INSERT INTO queue_recipient (message_id, address, orig_address, notify, orcpt, domain, next_attempt_at,
-                             last_reason)
+                             state, last_reason)
 VALUES `,
-	RecipientRow: `(?, ?, ?, ?, ?, ?, ?, '')`,
+	RecipientRow: `(?, ?, ?, ?, ?, ?, ?, ?, '')`,
 	// The subquery is exactly the partial index queue_recipient_due's predicate and order. RETURNING may
 	// only name the updated table's columns, so the message fields come from correlated primary-key lookups.
 	ClaimReturning: `
@@ -31,7 +31,8 @@ RETURNING id, message_id, address, orig_address, notify, orcpt, domain, attempts
           (SELECT m.arrival FROM queue_message m WHERE m.id = queue_recipient.message_id),
           (SELECT m.size FROM queue_message m WHERE m.id = queue_recipient.message_id),
           (SELECT m.nrcpt FROM queue_message m WHERE m.id = queue_recipient.message_id),
-          (SELECT m.message_id FROM queue_message m WHERE m.id = queue_recipient.message_id)`,
+          (SELECT m.message_id FROM queue_message m WHERE m.id = queue_recipient.message_id),
+          (SELECT m.content_filter FROM queue_message m WHERE m.id = queue_recipient.message_id)`,
 	// The single writer already serialises completions: this only finds the messages involved.
 	CompleteLock: `
 SELECT id FROM queue_message
@@ -64,7 +65,7 @@ SELECT (SELECT COUNT(*) FROM queue_content c WHERE c.message_id = m.id) FROM que
 	ContentChunk: `SELECT data FROM queue_content WHERE message_id = ? AND seq = ?`,
 	MessageGet: `
 SELECT id, sender, arrival, size, client_name, client_addr, helo, protocol, message_id, body_type, smtputf8,
-       envid, ret, nrcpt, created_at
+       envid, ret, nrcpt, created_at, content_filter
 FROM queue_message WHERE id = ?`,
 	MessageRcpts: `
 SELECT id, address, orig_address, notify, orcpt, domain, state, attempts, next_attempt_at, last_reason,

@@ -54,6 +54,8 @@ func Run(t *testing.T, h Harness) {
 		{"ConcurrentCompleteLastRecipients", testConcurrentComplete},
 		{"NextDue", testNextDue},
 		{"HoldNeverClaimed", testHold},
+		{"EnqueueHeld", testEnqueueHeld},
+		{"FilterRoundTrip", testFilterRoundTrip},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, h) })

@@ -24,11 +24,11 @@ import (
 // Queries is one dialect's SQL. Entries with %s take an IN list ("?,?,…") or, for Defer, a derived table
 // of rows built from DeferRow.
 type Queries struct {
-	InsertMessage    string // 15 args: id … nrcpt, created_at
+	InsertMessage    string // 16 args: id … nrcpt, created_at, content_filter
 	InsertContent    string // message_id, seq, data
 	UpdateSize       string // size, id
 	InsertRecipients string // prefix; followed by RecipientRow joined by ","
-	RecipientRow     string // message_id, address, orig, notify, orcpt, domain, next_attempt_at
+	RecipientRow     string // message_id, address, orig, notify, orcpt, domain, next_attempt_at, state
 	// ClaimReturning, when set, claims in one statement (SQLite's UPDATE … RETURNING):
 	// owner, expires, expires, now, limit → claimed rows. Otherwise the three below run in one transaction.
 	ClaimReturning string
@@ -137,7 +137,7 @@ func (s *Store) Enqueue(ctx context.Context, m *store.NewMessage) error {
 	err := s.tx1(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, s.d.Q.InsertMessage, m.QueueID, m.Sender, s.d.Time(m.Arrival), 0,
 			m.ClientName, m.ClientAddr, m.Helo, m.Protocol, m.MessageID, m.BodyType, m.SMTPUTF8, m.EnvID, m.Ret,
-			len(m.Recipients), s.d.Time(now))
+			len(m.Recipients), s.d.Time(now), m.Filter)
 		if err != nil {
 			return err
 		}
@@ -165,12 +165,16 @@ func (s *Store) Enqueue(ctx context.Context, m *store.NewMessage) error {
 				return err
 			}
 		}
-		for _, batch := range sqlq.Batches(m.Recipients, s.d.BatchSize/7) {
+		state := store.StateQueued
+		if m.Hold {
+			state = store.StateHold
+		}
+		for _, batch := range sqlq.Batches(m.Recipients, s.d.BatchSize/8) {
 			rows := make([]string, len(batch))
-			args := make([]any, 0, 7*len(batch))
+			args := make([]any, 0, 8*len(batch))
 			for i, r := range batch {
 				rows[i] = s.d.Q.RecipientRow
-				args = append(args, m.QueueID, r.Address, r.Orig, r.Notify, r.ORCPT, store.Domain(r.Address), s.d.Time(now))
+				args = append(args, m.QueueID, r.Address, r.Orig, r.Notify, r.ORCPT, store.Domain(r.Address), s.d.Time(now), state)
 			}
 			if _, err := tx.ExecContext(ctx, s.d.Q.InsertRecipients+strings.Join(rows, ","), args...); err != nil {
 				return err
@@ -220,7 +224,7 @@ func (s *Store) RecipientsClaim(ctx context.Context, p store.ClaimParams) ([]sto
 			var c store.ClaimedRecipient
 			var arrival dbTime
 			if err := rows.Scan(&c.ID, &c.QueueID, &c.Address, &c.Orig, &c.Notify, &c.ORCPT, &c.Domain, &c.Attempts,
-				&c.LastReason, &c.Sender, &arrival, &c.Size, &c.NRcpt, &c.MessageID); err != nil {
+				&c.LastReason, &c.Sender, &arrival, &c.Size, &c.NRcpt, &c.MessageID, &c.Filter); err != nil {
 				return err
 			}
 			c.Arrival = arrival.t
@@ -345,7 +349,7 @@ func (s *Store) MessageGet(ctx context.Context, queueID string) (*store.Message,
 	var arrival, created dbTime
 	err := s.r.QueryRowContext(ctx, s.d.Q.MessageGet, queueID).Scan(&m.QueueID, &m.Sender, &arrival, &m.Size,
 		&m.ClientName, &m.ClientAddr, &m.Helo, &m.Protocol, &m.MessageID, &m.BodyType, &m.SMTPUTF8, &m.EnvID,
-		&m.Ret, &m.NRcpt, &created)
+		&m.Ret, &m.NRcpt, &created, &m.Filter)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, s.errf("message %s: %w", queueID, store.ErrNotFound)
 	}
