@@ -6,11 +6,12 @@ VAR := $(CURDIR)/var
 RELAYHOST ?=
 GOTESTFLAGS ?= -race -count=1 -timeout 40m
 
-.PHONY: build run test bench clean
+.PHONY: build run test bench clean install
 
 build:
 	$(GO) build -o bin/mtad ./cmd/mtad
 	$(GO) build -o bin/mtactl ./cmd/mtactl
+	$(GO) build -o bin/postdrop ./cmd/postdrop
 
 run: build
 	mkdir -p $(VAR)/etc $(VAR)/data $(VAR)/mail
@@ -22,6 +23,11 @@ run: build
 # SQLMTA_TEST_MYSQL_URL name existing ones, runs every test, stops them.
 test:
 	bash scripts/test.sh $(GOTESTFLAGS)
+
+# Installs under $(PREFIX) (default /usr/local) as root: binaries, the
+# Postfix-named links, the set-gid postdrop helper and the maildrop.
+install:
+	PREFIX=$(or $(PREFIX),/usr/local) GO=$(GO) bash scripts/install.sh
 
 bench: build
 	bash scripts/bench.sh

@@ -1,12 +1,9 @@
 package config
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -36,16 +33,7 @@ var masterTypes = map[string]bool{"inet": true, "unix": true, "unix-dgram": true
 // per inet_interfaces. Every line is checked; lines for other services are
 // skipped, since sqlmta runs its other stages itself.
 func LoadMaster(dir string) ([]Service, error) {
-	path := filepath.Join(dir, "master.cf")
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return ParseMaster(path, f)
+	return loadMaster(dir, ParseMaster)
 }
 
 // ParseMaster parses master.cf text; name is used in errors.

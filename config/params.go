@@ -56,10 +56,11 @@ func Known(name string) bool {
 // config_directory, data_directory and queue_directory point at sqlmta's own
 // directories so that sqlmta never touches a co-installed Postfix's files.
 var params = []Param{
-	{Name: `compatibility_level`, Default: `3.6`, Desc: `Postfix compatibility level that selects backwards-compatible defaults (sqlmta's default is 3.6, see below)`}, // sqlmta: Postfix has 0
-	{Name: `config_directory`, Default: `/etc/sqlmta`, Desc: `Directory holding main.cf and master.cf (set to the -c directory at load time)`},                         // sqlmta: Postfix has /etc/postfix
-	{Name: `data_directory`, Default: `/var/lib/sqlmta`, Desc: `Directory for writable data files such as the SQLite database`},                                        // sqlmta: Postfix has /var/lib/postfix
-	{Name: `queue_directory`, Default: `/var/spool/sqlmta`, Desc: `Postfix spool directory; kept for compatibility, the sqlmta queue lives in SQL`},                    // sqlmta: Postfix has /var/spool/postfix
+	{Name: `compatibility_level`, Default: `3.6`, Desc: `Postfix compatibility level that selects backwards-compatible defaults (sqlmta's default is 3.6, see below)`},       // sqlmta: Postfix has 0
+	{Name: `config_directory`, Default: `/etc/sqlmta`, Desc: `Directory holding main.cf and master.cf (set to the -c directory at load time)`},                               // sqlmta: Postfix has /etc/postfix
+	{Name: `data_directory`, Default: `/var/lib/sqlmta`, Desc: `Directory for writable data files such as the SQLite database`},                                              // sqlmta: Postfix has /var/lib/postfix
+	{Name: `queue_directory`, Default: `/var/spool/sqlmta`, Desc: `Holds the maildrop (local submissions awaiting pickup) and public/pickup; the queue itself lives in SQL`}, // sqlmta: Postfix has /var/spool/postfix
+	{Name: `setgid_group`, Default: `postdrop`, Desc: `Group of the set-gid postdrop helper that may write the maildrop`},
 	{Name: `mail_owner`, Default: `postfix`, Desc: `Unprivileged account that owns the mail system's files`},
 	{Name: `default_privs`, Default: `nobody`, Desc: `Account used for deliveries to external files and commands`},
 	{Name: `mail_name`, Default: `Postfix`, Desc: `Mail system name shown in the SMTP banner and in bounces`},

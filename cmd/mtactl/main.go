@@ -25,6 +25,9 @@ commands:
   aliases [[type:]file ...]             import alias_database, as newaliases does
   queue list|flush|delete|hold|release|requeue|cat|shape
                                         the mail queue, as mailq, postqueue, postsuper, postcat, qshape do
+  send [options] [recipient ...]        submit mail to the maildrop, as sendmail does
+  postfix start|start-fg|stop|reload|status|check|flush
+                                        drive mtad, as the postfix command does
 `
 
 func main() {
@@ -42,6 +45,10 @@ func main() {
 		os.Exit(postsuperMain("postsuper", defaultConfigDir(), os.Args[1:], os.Stdin, os.Stderr))
 	case "postcat":
 		os.Exit(postcatMain("postcat", defaultConfigDir(), os.Args[1:], os.Stdout, os.Stderr))
+	case "sendmail":
+		os.Exit(sendMain("sendmail", defaultConfigDir(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	case "postfix":
+		os.Exit(postfixMain("postfix", defaultConfigDir(), os.Args[1:], os.Stdout, os.Stderr))
 	}
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
@@ -71,6 +78,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return aliasesMain("mtactl aliases", *dir, rest, stdout, stderr)
 	case "queue":
 		return queueMain(*dir, rest, stdin, stdout, stderr)
+	case "send":
+		return sendMain("sendmail", *dir, rest, stdin, stdout, stderr)
+	case "postfix":
+		return postfixMain("postfix", *dir, rest, stdout, stderr)
 	default:
 		fs.Usage()
 		return 2

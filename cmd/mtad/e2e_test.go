@@ -69,6 +69,7 @@ func startDaemon(t *testing.T, dbURL string, extra ...string) *daemon {
 		"mynetworks = 127.0.0.0/8",
 		"smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination",
 		"data_directory = " + filepath.Join(dir, "data"),
+		"queue_directory = " + filepath.Join(dir, "spool"), // the maildrop, never the system's
 		"maillog_file = " + d.logPath,
 		"database_url = " + dbURL,
 		"qmgr_poll_interval = 1s",

@@ -59,7 +59,7 @@ func (c *Cleanup) bccLookup(ctx context.Context, st *state, m *maps, addr string
 	}
 	value, _, found, err := c.findAddr(ctx, m, addr)
 	if err != nil {
-		c.log.Printf("cleanup", "warning: %s: %s map lookup problem for %s -- message not accepted, try again later", st.queueID, m.title, addr)
+		c.log.Printf("cleanup", "warning: %s: %s map lookup problem for %s -- message not accepted, try again later", st.queueID, m.Title, addr)
 		st.errs |= statWrite
 		return
 	}

@@ -3,9 +3,8 @@ package cleanup
 import (
 	"context"
 	"fmt"
+	"sqlmta/mtad/rewrite"
 	"strings"
-
-	"sqlmta/mapdrivers"
 )
 
 // Postfix's cleanup status bits (cleanup_user.h) that this package raises.
@@ -33,10 +32,7 @@ type state struct {
 }
 
 // maps is one *_maps parameter opened: its tables in the order given.
-type maps struct {
-	title  string // the parameter name, as Postfix's warnings show it
-	tables []mapdrivers.Map
-}
+type maps = rewrite.Tables
 
 // openMaps opens the tables of parameter title. A table that cannot be
 // opened is a temporary failure of this message, never a silent skip.
@@ -47,110 +43,22 @@ func (c *Cleanup) openMaps(ctx context.Context, title string, specs []string) (*
 	if c.cfg.OpenMap == nil {
 		return nil, fmt.Errorf("%s: no table opener configured", title)
 	}
-	m := &maps{title: title}
+	m := &maps{Title: title}
 	for _, spec := range specs {
 		t, err := c.cfg.OpenMap(ctx, spec)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", title, err)
 		}
-		m.tables = append(m.tables, t)
+		m.Maps = append(m.Maps, t)
 	}
 	return m, nil
 }
 
-// find is maps_find: each table in turn, the first hit wins, the first
-// error ends the search. Pattern tables see only full keys (partial is
-// false); fixed-string tables get the key lowercased.
-func (m *maps) find(ctx context.Context, key string, partial bool) (string, bool, error) {
-	for _, t := range m.tables {
-		p := t.Props()
-		if partial && p.Pattern {
-			continue
-		}
-		k := key
-		if p.FoldCase {
-			k = strings.ToLower(k)
-		}
-		v, ok, err := t.Lookup(ctx, k)
-		if err != nil || ok {
-			return v, ok, err
-		}
-	}
-	return "", false, nil
-}
-
-// splitLocal splits an address at its last '@'; domain is "" when there is none.
-func splitLocal(addr string) (local, domain string, hasAt bool) {
-	i := strings.LastIndexByte(addr, '@')
-	if i < 0 {
-		return addr, "", false
-	}
-	return addr[:i], addr[i+1:], true
-}
-
-// stripExtension is strip_addr: "user+foo@domain" → "user@domain" and
-// "+foo" for recipient_delimiter "+" (any of its characters delimits). As
-// in Postfix, postmaster, MAILER-DAEMON and double-bounce are never split,
-// nor (with '-' as a delimiter) owner-foo and foo-request, nor a localpart
-// that would become empty.
-func stripExtension(addr, delims string) (bare, ext string, ok bool) {
-	if delims == "" || !strings.ContainsAny(addr, delims) {
-		return "", "", false
-	}
-	local, domain, hasAt := splitLocal(addr)
-	for _, special := range []string{"postmaster", "MAILER-DAEMON", "double-bounce"} {
-		if strings.EqualFold(local, special) {
-			return "", "", false
-		}
-	}
-	if strings.Contains(delims, "-") {
-		lower := strings.ToLower(local)
-		if strings.HasPrefix(lower, "owner-") || (len(lower) > 8 && strings.HasSuffix(lower, "-request")) {
-			return "", "", false
-		}
-	}
-	n := strings.IndexAny(local, delims)
-	if n <= 0 {
-		return "", "", false
-	}
-	bare, ext = local[:n], local[n:]
-	if hasAt {
-		bare += "@" + domain
-	}
-	return bare, ext, true
-}
-
-// findAddr is mail_addr_find with the default strategy: user+ext@domain,
-// user@domain, then — only when the domain is $myorigin or local —
-// user+ext and user, then @domain; each key in every table before the
-// next key. ext is the extension that was stripped to find the match.
+// findAddr is mail_addr_find (rewrite.FindAddr) with cleanup's
+// recipient_delimiter and local domains. ext is the extension that was
+// stripped to find the match.
 func (c *Cleanup) findAddr(ctx context.Context, m *maps, addr string) (value, ext string, found bool, err error) {
-	bare, savedExt, hasExt := stripExtension(addr, c.cfg.RecipientDelimiter)
-	if value, found, err = m.find(ctx, addr, false); found || err != nil {
-		return value, "", found, err
-	}
-	if hasExt {
-		if value, found, err = m.find(ctx, bare, true); found || err != nil {
-			return value, savedExt, found, err
-		}
-	}
-	local, domain, hasAt := splitLocal(addr)
-	if !hasAt {
-		return "", "", false, nil
-	}
-	if c.localpartLookup(domain) {
-		if value, found, err = m.find(ctx, local, true); found || err != nil {
-			return value, "", found, err
-		}
-		if hasExt {
-			bareLocal, _, _ := splitLocal(bare)
-			if value, found, err = m.find(ctx, bareLocal, true); found || err != nil {
-				return value, savedExt, found, err
-			}
-		}
-	}
-	value, found, err = m.find(ctx, "@"+domain, true)
-	return value, "", found, err
+	return rewrite.FindAddr(ctx, m, addr, c.cfg.RecipientDelimiter, c.localpartLookup)
 }
 
 func (c *Cleanup) localpartLookup(domain string) bool {
@@ -167,7 +75,7 @@ func (c *Cleanup) mapAddr(ctx context.Context, m *maps, addr string, propagate b
 		return nil, false, err
 	}
 	if strings.HasPrefix(value, "@") {
-		local, _, _ := splitLocal(addr)
+		local, _, _ := rewrite.SplitLocal(addr)
 		value = strings.TrimSuffix(local, ext) + value
 	}
 	var out []string
@@ -183,8 +91,8 @@ func (c *Cleanup) mapAddr(ctx context.Context, m *maps, addr string, propagate b
 		out = append(out, a)
 	}
 	if len(out) == 0 {
-		c.log.Printf("cleanup", "warning: %s lookup of %s returns non-address result \"%s\"", m.title, addr, value)
-		return nil, false, fmt.Errorf("%s: non-address result for %s", m.title, addr)
+		c.log.Printf("cleanup", "warning: %s lookup of %s returns non-address result \"%s\"", m.Title, addr, value)
+		return nil, false, fmt.Errorf("%s: non-address result for %s", m.Title, addr)
 	}
 	return out, true, nil
 }
@@ -234,7 +142,7 @@ func (c *Cleanup) map11(ctx context.Context, st *state, m *maps, addr string) st
 	for range maxCanonicalRecursion {
 		res, found, err := c.mapAddr(ctx, m, addr, c.propagate("canonical"))
 		if err != nil {
-			c.log.Printf("cleanup", "warning: %s: %s map lookup problem for %s -- message not accepted, try again later", st.queueID, m.title, addr)
+			c.log.Printf("cleanup", "warning: %s: %s map lookup problem for %s -- message not accepted, try again later", st.queueID, m.Title, addr)
 			st.errs |= statWrite
 			return addr
 		}
@@ -242,7 +150,7 @@ func (c *Cleanup) map11(ctx context.Context, st *state, m *maps, addr string) st
 			return addr
 		}
 		if len(res) > 1 {
-			c.log.Printf("cleanup", "warning: %s: multi-valued %s entry for %s", st.queueID, m.title, addr)
+			c.log.Printf("cleanup", "warning: %s: multi-valued %s entry for %s", st.queueID, m.Title, addr)
 		}
 		self := strings.EqualFold(res[0], addr)
 		addr = res[0]
@@ -250,7 +158,7 @@ func (c *Cleanup) map11(ctx context.Context, st *state, m *maps, addr string) st
 			return addr
 		}
 	}
-	c.log.Printf("cleanup", "warning: %s: unreasonable %s map nesting for %s -- message not accepted, try again later", st.queueID, m.title, addr)
+	c.log.Printf("cleanup", "warning: %s: unreasonable %s map nesting for %s -- message not accepted, try again later", st.queueID, m.Title, addr)
 	return addr
 }
 
@@ -275,18 +183,18 @@ func (c *Cleanup) map1n(ctx context.Context, st *state, m *maps, addr string) []
 	}
 	for arg := 0; arg < len(argv); arg++ {
 		if len(argv) > c.cfg.VirtualAliasExpansionLimit {
-			return fail(statDefer, "%s: unreasonable %s map expansion size for %s -- message not accepted, try again later", st.queueID, m.title, addr)
+			return fail(statDefer, "%s: unreasonable %s map expansion size for %s -- message not accepted, try again later", st.queueID, m.Title, addr)
 		}
 		for count := 0; ; count++ {
 			if beenHere[strings.ToLower(argv[arg])] {
 				break
 			}
 			if count >= c.cfg.VirtualAliasRecursionLimit {
-				return fail(statDefer, "%s: unreasonable %s map nesting for %s -- message not accepted, try again later", st.queueID, m.title, addr)
+				return fail(statDefer, "%s: unreasonable %s map nesting for %s -- message not accepted, try again later", st.queueID, m.Title, addr)
 			}
 			res, found, err := c.mapAddr(ctx, m, argv[arg], c.propagate("virtual"))
 			if err != nil {
-				return fail(statWrite, "%s: %s map lookup problem for %s -- message not accepted, try again later", st.queueID, m.title, addr)
+				return fail(statWrite, "%s: %s map lookup problem for %s -- message not accepted, try again later", st.queueID, m.Title, addr)
 			}
 			if !found {
 				break
@@ -294,7 +202,7 @@ func (c *Cleanup) map1n(ctx context.Context, st *state, m *maps, addr string) []
 			lhs := argv[arg]
 			for i, r := range res {
 				if len(r) > c.cfg.VirtualAliasAddressLengthLimit {
-					return fail(statDefer, "%s: unreasonable %s result %.300s... -- message not accepted, try again later", st.queueID, m.title, r)
+					return fail(statDefer, "%s: unreasonable %s result %.300s... -- message not accepted, try again later", st.queueID, m.Title, r)
 				}
 				if i == 0 {
 					argv[arg] = r
@@ -334,7 +242,7 @@ func hasClass(classes []string, class string) bool {
 // domain and its subdomains); an entry equal to the domain ends the scan
 // unchanged. Localparts in masquerade_exceptions are never masqueraded.
 func (c *Cleanup) masquerade(addr string) string {
-	local, domain, hasAt := splitLocal(addr)
+	local, domain, hasAt := rewrite.SplitLocal(addr)
 	if !hasAt || len(c.cfg.MasqueradeDomains) == 0 {
 		return addr
 	}

@@ -35,9 +35,9 @@ func (c *Cleanup) headerChecks(ctx context.Context, st *state, env *envelope.Env
 			continue
 		}
 		hdr := logicalHeader(f)
-		value, found, err := m.find(ctx, hdr, false)
+		value, found, err := m.Find(ctx, hdr, false)
 		if err != nil {
-			c.log.Printf("cleanup", "warning: %s: %s map lookup problem -- message not accepted, try again later", st.queueID, m.title)
+			c.log.Printf("cleanup", "warning: %s: %s map lookup problem -- message not accepted, try again later", st.queueID, m.Title)
 			st.errs |= statWrite
 			out = append(out, f)
 			continue
@@ -79,9 +79,9 @@ func (c *Cleanup) headerChecks(ctx context.Context, st *state, env *envelope.Env
 		case "FILTER":
 			switch {
 			case text == "":
-				c.log.Printf("cleanup", "warning: missing FILTER command argument in %s map", m.title)
+				c.log.Printf("cleanup", "warning: missing FILTER command argument in %s map", m.Title)
 			case !strings.Contains(text, ":"):
-				c.log.Printf("cleanup", "warning: bad FILTER command %s in %s -- need transport:destination", text, m.title)
+				c.log.Printf("cleanup", "warning: bad FILTER command %s in %s -- need transport:destination", text, m.Title)
 			default:
 				st.filter = text
 				act("filter", text)
@@ -105,9 +105,9 @@ func (c *Cleanup) headerChecks(ctx context.Context, st *state, env *envelope.Env
 		case "PREPEND":
 			switch {
 			case text == "":
-				c.log.Printf("cleanup", "warning: PREPEND action without text in %s map", m.title)
+				c.log.Printf("cleanup", "warning: PREPEND action without text in %s map", m.Title)
 			case !isHeaderLine([]byte(text)):
-				c.log.Printf("cleanup", "warning: bad PREPEND header text \"%s\" in %s map -- need \"headername: headervalue\"", text, m.title)
+				c.log.Printf("cleanup", "warning: bad PREPEND header text \"%s\" in %s map -- need \"headername: headervalue\"", text, m.Title)
 			default:
 				act("prepend", text)
 				out = append(out, []byte(text+"\r\n"))
@@ -116,10 +116,10 @@ func (c *Cleanup) headerChecks(ctx context.Context, st *state, env *envelope.Env
 		case "REPLACE":
 			switch {
 			case text == "":
-				c.log.Printf("cleanup", "warning: REPLACE action without text in %s map", m.title)
+				c.log.Printf("cleanup", "warning: REPLACE action without text in %s map", m.Title)
 				out = append(out, f)
 			case !isHeaderLine([]byte(text)):
-				c.log.Printf("cleanup", "warning: bad REPLACE header text \"%s\" in %s map -- need \"headername: headervalue\"", text, m.title)
+				c.log.Printf("cleanup", "warning: bad REPLACE header text \"%s\" in %s map -- need \"headername: headervalue\"", text, m.Title)
 				out = append(out, f)
 			default:
 				act("replace", text)
@@ -127,7 +127,7 @@ func (c *Cleanup) headerChecks(ctx context.Context, st *state, env *envelope.Env
 			}
 		case "REDIRECT":
 			if !strings.Contains(text, "@") {
-				c.log.Printf("cleanup", "warning: bad REDIRECT target \"%s\" in %s map -- need user@domain", text, m.title)
+				c.log.Printf("cleanup", "warning: bad REDIRECT target \"%s\" in %s map -- need user@domain", text, m.Title)
 			} else {
 				st.redirect = text
 				act("redirect", text)
@@ -136,7 +136,7 @@ func (c *Cleanup) headerChecks(ctx context.Context, st *state, env *envelope.Env
 			out = append(out, f)
 		case "BCC":
 			if !strings.Contains(text, "@") {
-				c.log.Printf("cleanup", "warning: bad BCC address \"%s\" in %s map -- need user@domain", text, m.title)
+				c.log.Printf("cleanup", "warning: bad BCC address \"%s\" in %s map -- need user@domain", text, m.Title)
 			} else {
 				act("bcc", text)
 				st.bcc = append(st.bcc, text)
@@ -148,7 +148,7 @@ func (c *Cleanup) headerChecks(ctx context.Context, st *state, env *envelope.Env
 		case "DUNNO", "OK":
 			out = append(out, f)
 		default:
-			c.log.Printf("cleanup", "warning: unknown command in %s map: %s", m.title, value)
+			c.log.Printf("cleanup", "warning: unknown command in %s map: %s", m.Title, value)
 			out = append(out, f)
 		}
 	}

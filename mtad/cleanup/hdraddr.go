@@ -2,6 +2,7 @@ package cleanup
 
 import (
 	"context"
+	"sqlmta/mtad/rewrite"
 	"strings"
 )
 
@@ -253,7 +254,7 @@ func internalAddr(ext string) string {
 // quoteLocal is quote_822_local: the local part is quoted as a whole when
 // it is not a dot-atom.
 func quoteLocal(addr string) string {
-	local, domain, hasAt := splitLocal(addr)
+	local, domain, hasAt := rewrite.SplitLocal(addr)
 	if !needsQuote(local) {
 		return addr
 	}

@@ -371,9 +371,9 @@ func TestStripExtension(t *testing.T) {
 		{"user+foo", "+", "user", "+foo"},
 		{"user@d", "+", "", ""},
 	} {
-		bare, ext, _ := stripExtension(c.in, c.delims)
+		bare, ext, _ := rewrite.StripExtension(c.in, c.delims)
 		if bare != c.bare || ext != c.ext {
-			t.Errorf("stripExtension(%q, %q) = %q %q, want %q %q", c.in, c.delims, bare, ext, c.bare, c.ext)
+			t.Errorf("rewrite.StripExtension(%q, %q) = %q %q, want %q %q", c.in, c.delims, bare, ext, c.bare, c.ext)
 		}
 	}
 }

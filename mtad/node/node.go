@@ -30,7 +30,6 @@ import (
 	"sqlmta/mtad/smtpd"
 	"sqlmta/mtad/transport"
 	"sqlmta/mtad/transport/lmtp"
-	"sqlmta/mtad/transport/maildir"
 	smtptransport "sqlmta/mtad/transport/smtp"
 	"sqlmta/store"
 	"sqlmta/store/open"
@@ -58,6 +57,7 @@ type Node struct {
 	cleanup  *cleanup.Cleanup
 	maps     *mapopen.Opener
 	oldMaps  []*mapopen.Opener // replaced on SIGHUP; closed at Stop
+	host     *hostState        // pid file and pickup (pickup.go)
 
 	qmgrDone chan error
 	cancel   context.CancelFunc
@@ -123,6 +123,15 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 			return nil, fmt.Errorf("service %s: %w", svc.Name, err)
 		}
 		lns = append(lns, ln)
+	}
+	if err := n.startLocal(); err != nil { // pid file and pickup (pickup.go)
+		for _, l := range lns {
+			l.Close()
+		}
+		n.stopLocal()
+		n.maps.Close()
+		n.st.Close()
+		return nil, err
 	}
 	qctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
@@ -221,12 +230,11 @@ func (n *Node) build() error {
 		TLS: get("smtp_tls_security_level") == "may",
 	})
 	transports := map[string]transport.Transport{
-		"smtp":    n.smtpTr,
-		"relay":   n.smtpTr,
-		"virtual": maildir.New(maildir.Config{Mailbox: maildir.VirtualMailbox(get("virtual_mailbox_base")), Relay: "virtual", Hostname: hostname}),
-		"local":   maildir.New(maildir.Config{Mailbox: maildir.LocalMailbox(get("home_mailbox")), Relay: "local", Hostname: hostname}),
+		"smtp":  n.smtpTr,
+		"relay": n.smtpTr,
 	}
 	n.lmtpTr = addTransports(cfg, transports, &errs)
+	n.addDelivery(cfg, res, transports, &errs)
 	b := &bounce.Bouncer{
 		Hostname:  hostname,
 		SizeLimit: size("bounce_size_limit"),
@@ -537,6 +545,7 @@ func (n *Node) Stop(ctx context.Context) error {
 		errs = append(errs, srv.Shutdown(ctx))
 	}
 	n.serveWG.Wait()
+	n.stopLocal()
 	n.cancel()
 	errs = append(errs, <-n.qmgrDone)
 	n.smtpTr.Close()

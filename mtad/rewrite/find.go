@@ -47,6 +47,12 @@ func (t *Tables) Find(ctx context.Context, key string, partial bool) (string, bo
 // next key. ext is the extension that was stripped to find the match.
 // delims is recipient_delimiter.
 func (r *Resolver) FindAddr(ctx context.Context, t *Tables, addr, delims string) (value, ext string, found bool, err error) {
+	return FindAddr(ctx, t, addr, delims, r.LocalpartLookup)
+}
+
+// FindAddr is Resolver.FindAddr for callers without a Resolver: localpart
+// says whether a domain allows bare-localpart keys.
+func FindAddr(ctx context.Context, t *Tables, addr, delims string, localpart func(domain string) bool) (value, ext string, found bool, err error) {
 	bare, savedExt, hasExt := StripExtension(addr, delims)
 	if value, found, err = t.Find(ctx, addr, false); found || err != nil {
 		return value, "", found, err
@@ -60,7 +66,7 @@ func (r *Resolver) FindAddr(ctx context.Context, t *Tables, addr, delims string)
 	if !hasAt {
 		return "", "", false, nil
 	}
-	if r.LocalpartLookup(domain) {
+	if localpart != nil && localpart(domain) {
 		if value, found, err = t.Find(ctx, local, true); found || err != nil {
 			return value, "", found, err
 		}

@@ -1,12 +1,10 @@
-// Package maildir delivers into Maildirs, as Postfix's virtual(8) and
-// local(8) do for a mailbox path ending in "/": the message is written to
-// tmp/, synced, then linked into new/, so a reader never sees half a
-// message and a crash leaves at worst a stray file in tmp/ (the Maildir
-// protocol, cr.yp.to/proto/maildir.html).
+// Package maildir is a minimal Maildir-only delivery agent: each recipient
+// maps to one Maildir through a MailboxFunc, and the file is written by
+// package mailbox (tmp/ → new/, synced). The local and virtual transports
+// are the full agents; this one serves simple set-ups and tests.
 package maildir
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -16,11 +14,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync/atomic"
-	"syscall"
 	"time"
 
 	"sqlmta/mtad/transport"
+	"sqlmta/mtad/transport/mailbox"
 )
 
 // MailboxError is a mailbox lookup failure with the status it should get
@@ -49,9 +46,8 @@ type Config struct {
 
 // Transport delivers to Maildirs. It is safe for concurrent use.
 type Transport struct {
-	cfg   Config
-	host  string
-	count atomic.Uint64
+	cfg Config
+	md  *mailbox.Maildir
 }
 
 var _ transport.Transport = (*Transport)(nil)
@@ -61,16 +57,7 @@ func New(cfg Config) *Transport {
 	if cfg.Relay == "" {
 		cfg.Relay = "virtual"
 	}
-	host := cfg.Hostname
-	if host == "" {
-		host, _ = os.Hostname()
-	}
-	if host == "" {
-		host = "localhost"
-	}
-	// The spec's escapes for characters that would break the name.
-	host = strings.NewReplacer("/", `\057`, ":", `\072`).Replace(host)
-	return &Transport{cfg: cfg, host: host}
+	return &Transport{cfg: cfg, md: mailbox.NewMaildir(cfg.Hostname)}
 }
 
 // Deliver implements transport.Transport: one file per recipient.
@@ -102,213 +89,31 @@ func (t *Transport) deliverOne(ctx context.Context, d *transport.Delivery, r tra
 		}
 		return "4.3.0", err.Error()
 	}
-	if err := t.write(ctx, d, r, dir, uid, gid); err != nil {
-		// The Maildir's location is the admin's choice, so a write
-		// failure is retried, except when the user is over quota
-		// (Postfix: mbox_dsn, EDQUOT/EFBIG → 5.2.2).
-		dsn := "4.2.0"
-		if errors.Is(err, syscall.EDQUOT) || errors.Is(err, syscall.EFBIG) {
-			dsn = "5.2.2"
-		}
-		return dsn, "maildir delivery failed: " + err.Error()
-	}
-	return "2.0.0", "delivered to maildir"
-}
-
-// write delivers one copy: tmp/ file, fsync, link into new/, fsync new/.
-func (t *Transport) write(ctx context.Context, d *transport.Delivery, r transport.Recipient, dir string, uid, gid int) error {
-	chown := os.Geteuid() == 0 && uid != 0
-	tmpDir, newDir, curDir := filepath.Join(dir, "tmp"), filepath.Join(dir, "new"), filepath.Join(dir, "cur")
-	for _, p := range []string{tmpDir, newDir, curDir} {
-		if err := mkdirs(p, chown, uid, gid); err != nil {
-			return err
-		}
-	}
-
-	now := time.Now()
-	name := fmt.Sprintf("%d.M%dP%dQ%d.%s", now.Unix(), now.Nanosecond()/1000, os.Getpid(), t.count.Add(1), t.host)
-	tmpPath := filepath.Join(tmpDir, name)
-	f, err := os.OpenFile(tmpPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return fmt.Errorf("create %s: %s", tmpPath, errnoText(err))
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmpPath)
-		}
-	}()
-	if chown {
-		if err := f.Chown(uid, gid); err != nil {
-			return fmt.Errorf("chown %s: %s", tmpPath, errnoText(err))
-		}
-	}
-	if err := t.copyMessage(ctx, f, d, r); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %s", tmpPath, errnoText(err))
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("close %s: %s", tmpPath, errnoText(err))
-	}
-	ok = true
-	newPath := filepath.Join(newDir, name)
-	if err := os.Link(tmpPath, newPath); err != nil {
-		os.Remove(tmpPath)
-		return fmt.Errorf("link to %s: %s", newPath, errnoText(err))
-	}
-	_ = os.Remove(tmpPath)
-	// The new directory entry must survive a crash before we say "sent".
-	if err := syncDir(newDir); err != nil {
-		return fmt.Errorf("fsync %s: %s", newDir, errnoText(err))
-	}
-	return nil
-}
-
-// copyMessage writes the delivery headers Postfix adds, then the content
-// with CRLF turned into LF (Maildir files are in the local text format).
-func (t *Transport) copyMessage(ctx context.Context, f *os.File, d *transport.Delivery, r transport.Recipient) error {
-	w := bufio.NewWriterSize(f, 64<<10)
 	orig := r.Orig
 	if orig == "" {
 		orig = r.Address
 	}
-	// Same order as Postfix's mail_copy(): Return-Path, X-Original-To,
-	// Delivered-To (lowercased, so loop detection compares reliably).
-	fmt.Fprintf(w, "Return-Path: <%s>\n", d.Sender)
-	fmt.Fprintf(w, "X-Original-To: %s\n", orig)
-	fmt.Fprintf(w, "Delivered-To: %s\n", strings.ToLower(r.Address))
-
-	body, err := d.Open(ctx)
+	env := mailbox.Envelope{Sender: d.Sender, OrigRcpt: orig, Delivered: r.Address}
+	target := mailbox.Target{Dir: dir, UID: uid, GID: gid, Chown: os.Geteuid() == 0 && uid != 0}
+	err = t.md.Deliver(ctx, target, func(w io.Writer) error {
+		body, err := d.Open(ctx)
+		if err != nil {
+			return &mailbox.ReadError{Err: err}
+		}
+		defer body.Close()
+		return mailbox.Copy(ctx, w, mailbox.ReturnPath|mailbox.OrigRcpt|mailbox.Delivered, env, body)
+	})
 	if err != nil {
-		return fmt.Errorf("read message content: %v", err)
-	}
-	defer body.Close()
-	lf := &crlfToLF{w: w}
-	if _, err := io.Copy(lf, &readTagger{r: body}); err != nil {
-		var re *readError
-		if errors.As(err, &re) {
-			return fmt.Errorf("read message content: %v", re.err)
+		// The Maildir's location is the admin's choice, so a write
+		// failure is retried, except when the user is over quota
+		// (Postfix: mbox_dsn, EDQUOT/EFBIG → 5.2.2).
+		var me *mailbox.Error
+		if errors.As(err, &me) {
+			return me.DSN, "maildir delivery failed: " + me.Text
 		}
-		return fmt.Errorf("write %s: %s", f.Name(), errnoText(err))
+		return "4.2.0", "maildir delivery failed: " + err.Error()
 	}
-	if err := lf.flush(); err != nil {
-		return fmt.Errorf("write %s: %s", f.Name(), errnoText(err))
-	}
-	if err := w.Flush(); err != nil {
-		return fmt.Errorf("write %s: %s", f.Name(), errnoText(err))
-	}
-	return nil
-}
-
-// readError marks an error from the content source, not the disk.
-type readError struct{ err error }
-
-func (e *readError) Error() string { return e.err.Error() }
-
-type readTagger struct{ r io.Reader }
-
-func (t *readTagger) Read(p []byte) (int, error) {
-	n, err := t.r.Read(p)
-	if err != nil && err != io.EOF {
-		err = &readError{err}
-	}
-	return n, err
-}
-
-// crlfToLF drops the CR of every CRLF; a lone CR is kept. A CR at the end of
-// one Write is held until the next byte is known.
-type crlfToLF struct {
-	w      io.Writer
-	heldCR bool
-}
-
-func (c *crlfToLF) Write(p []byte) (int, error) {
-	out := make([]byte, 0, len(p)+1)
-	for i, b := range p {
-		if c.heldCR {
-			c.heldCR = false
-			if b != '\n' {
-				out = append(out, '\r')
-			}
-		}
-		if b == '\r' {
-			if i == len(p)-1 {
-				c.heldCR = true
-				continue
-			}
-			if p[i+1] == '\n' {
-				continue
-			}
-		}
-		out = append(out, b)
-	}
-	if _, err := c.w.Write(out); err != nil {
-		return 0, err
-	}
-	return len(p), nil
-}
-
-func (c *crlfToLF) flush() error {
-	if c.heldCR {
-		c.heldCR = false
-		_, err := c.w.Write([]byte{'\r'})
-		return err
-	}
-	return nil
-}
-
-// mkdirs creates p and missing parents with mode 0700, giving each one it
-// creates to uid/gid when chown is set (Postfix's make_dirs as the user).
-func mkdirs(p string, chown bool, uid, gid int) error {
-	if fi, err := os.Stat(p); err == nil {
-		if !fi.IsDir() {
-			return fmt.Errorf("create %s: Not a directory", p)
-		}
-		return nil
-	}
-	parent := filepath.Dir(p)
-	if parent != p {
-		if err := mkdirs(parent, chown, uid, gid); err != nil {
-			return err
-		}
-	}
-	if err := os.Mkdir(p, 0o700); err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return nil // created concurrently
-		}
-		return fmt.Errorf("create %s: %s", p, errnoText(err))
-	}
-	if chown {
-		if err := os.Chown(p, uid, gid); err != nil {
-			return fmt.Errorf("chown %s: %s", p, errnoText(err))
-		}
-	}
-	return nil
-}
-
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
-}
-
-// errnoText is the C library's wording of an errno ("Permission denied"),
-// which is what Postfix's %m prints.
-func errnoText(err error) string {
-	var en syscall.Errno
-	if errors.As(err, &en) {
-		s := en.Error()
-		if s != "" {
-			return strings.ToUpper(s[:1]) + s[1:]
-		}
-	}
-	return err.Error()
+	return "2.0.0", "delivered to maildir"
 }
 
 // LocalMailbox is local(8)'s home_mailbox delivery: user@domain (or just

@@ -1,7 +1,6 @@
 package maildir
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -103,22 +102,6 @@ func TestConcurrentDeliveriesDistinctFiles(t *testing.T) {
 	wg.Wait()
 	if files := newFiles(t, filepath.Join(base, "carol", "Maildir")); len(files) != n {
 		t.Errorf("%d files in new/, want %d", len(files), n)
-	}
-}
-
-func TestCRLFSplitAcrossWrites(t *testing.T) {
-	var b bytes.Buffer
-	c := &crlfToLF{w: &b}
-	for _, chunk := range []string{"a\r", "\nb\r", "c\r", "\r\n", "end\r"} {
-		if _, err := c.Write([]byte(chunk)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := c.flush(); err != nil {
-		t.Fatal(err)
-	}
-	if got, want := b.String(), "a\nb\rc\r\nend\r"; got != want {
-		t.Errorf("got %q, want %q", got, want)
 	}
 }
 
