@@ -174,7 +174,7 @@ func (n *Node) build() error {
 		errs = append(errs, err)
 		return v
 	}
-	res, err := newResolver(cfg)
+	res, err := newResolver(cfg, n.maps)
 	if err != nil {
 		return err
 	}
@@ -299,20 +299,29 @@ func remoteQualifier(res *rewrite.Resolver, domain string) func(string) string {
 // relayDomains matches a client host name against relay_domains, for the
 // old check_relay_domains restriction.
 func relayDomains(res *rewrite.Resolver) func(string) bool {
-	return func(name string) bool { return res.RelayDomains != nil && res.RelayDomains.Contains(name) }
+	return func(name string) bool {
+		if res.RelayDomains == nil {
+			return false
+		}
+		ok, _ := res.RelayDomains.Match(context.Background(), name)
+		return ok
+	}
 }
 
-// newResolver reads trivial-rewrite's parameters.
-func newResolver(cfg *config.Config) (*rewrite.Resolver, error) {
+// newResolver reads trivial-rewrite's parameters. Domain lists may name
+// tables (virtual_mailbox_domains = pgsql:…, virtual_alias_domains'
+// default $virtual_alias_maps), opened through maps.
+func newResolver(cfg *config.Config, maps *mapopen.Opener) (*rewrite.Resolver, error) {
 	var errs []error
-	domains := func(name string, sub bool) *matchlist.Domains {
-		d, err := matchlist.ParseDomains(cfg.List(name), sub)
+	parents := cfg.List("parent_domain_matches_subdomains")
+	domains := func(name string) rewrite.DomainSet {
+		d, err := matchlist.ParseDomainsTables(context.Background(), cfg.List(name), slices.Contains(parents, name), maps.Open)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+			return nil
 		}
 		return d
 	}
-	subdomains := strings.Contains(cfg.Get("parent_domain_matches_subdomains"), "relay_domains")
 	own, err := rewrite.ParseOwnAddrs(context.Background(), cfg.List("inet_interfaces"), cfg.List("proxy_interfaces"))
 	errs = append(errs, err)
 	boolean := func(name string) bool {
@@ -326,9 +335,10 @@ func newResolver(cfg *config.Config) (*rewrite.Resolver, error) {
 		AllowPercentHack:      boolean("allow_percent_hack"),
 		AppendAtMyorigin:      boolean("append_at_myorigin"),
 		AppendDotMydomain:     boolean("append_dot_mydomain"),
-		MyDestination:         domains("mydestination", false),
-		VirtualMailboxDomains: domains("virtual_mailbox_domains", false),
-		RelayDomains:          domains("relay_domains", subdomains),
+		MyDestination:         domains("mydestination"),
+		VirtualAliasDomains:   domains("virtual_alias_domains"),
+		VirtualMailboxDomains: domains("virtual_mailbox_domains"),
+		RelayDomains:          domains("relay_domains"),
 		LocalTransport:        cfg.Get("local_transport"),
 		VirtualTransport:      cfg.Get("virtual_transport"),
 		RelayTransport:        cfg.Get("relay_transport"),
@@ -430,6 +440,7 @@ func (n *Node) smtpdConfig(cfg *config.Config, res *rewrite.Resolver, maps *mapo
 		UnknownLocalRecipient:      code("unknown_local_recipient_reject_code"),
 		UnknownVirtualMailbox:      code("unknown_virtual_mailbox_reject_code"),
 		UnknownRelayRecipient:      code("unknown_relay_recipient_reject_code"),
+		UnknownVirtualAlias:        code("unknown_virtual_alias_reject_code"),
 	}
 	c.DNS, err = smtpdDNSConfig(cfg, res)
 	must(err)
@@ -450,7 +461,8 @@ func smtpdDNSConfig(cfg *config.Config, res *rewrite.Resolver) (smtpd.DNSConfig,
 		UnknownHeloTempfailAction:    cfg.Get("unknown_helo_hostname_tempfail_action"),
 		UnknownAddressTempfailAction: cfg.Get("unknown_address_tempfail_action"),
 		FinalDestination: func(domain string) bool {
-			return res.IsLocalDomain(domain) || res.VirtualMailboxDomains != nil && res.VirtualMailboxDomains.Contains(domain)
+			c, _ := res.ClassOf(context.Background(), domain)
+			return c == rewrite.ClassLocal || c == rewrite.ClassVirtual || c == rewrite.ClassAlias
 		},
 		IsLocal: res.IsLocalDomain,
 	}
@@ -479,12 +491,13 @@ func (n *Node) Reload() error {
 	if err := cfg.Check(); err != nil {
 		return err
 	}
-	res, err := newResolver(cfg)
-	if err != nil {
-		return err
-	}
 	// Tables are opened anew so that edited files and .cf settings count.
 	maps := n.checkMaps(context.Background(), cfg)
+	res, err := newResolver(cfg, maps)
+	if err != nil {
+		maps.Close()
+		return err
+	}
 	var cfgs []smtpd.Config
 	for _, svc := range n.services {
 		c, err := n.smtpdConfig(cfg.With(svc.Overrides), res, maps)

@@ -5,12 +5,15 @@
 package rewrite
 
 import (
+	"context"
 	"strings"
 )
 
-// DomainSet is a host/domain list (mydestination, relay_domains, …).
+// DomainSet is a host/domain list (mydestination, relay_domains, …). Its
+// items may be lookup tables (virtual_mailbox_domains = pgsql:…), so a
+// match can fail: that is a temporary failure, never "not ours".
 type DomainSet interface {
-	Contains(domain string) bool
+	Match(ctx context.Context, domain string) (bool, error)
 }
 
 // Class is the address class of ADDRESS_CLASS_README.
@@ -19,6 +22,7 @@ type Class string
 // The address classes, in the order resolve tries them.
 const (
 	ClassLocal   Class = "local"
+	ClassAlias   Class = "alias"
 	ClassVirtual Class = "virtual"
 	ClassRelay   Class = "relay"
 	ClassDefault Class = "default"
@@ -27,6 +31,7 @@ const (
 // Resolver holds the parameters that resolve reads.
 type Resolver struct {
 	MyDestination         DomainSet // mydestination
+	VirtualAliasDomains   DomainSet // virtual_alias_domains: every address must be an alias
 	VirtualMailboxDomains DomainSet // virtual_mailbox_domains
 	RelayDomains          DomainSet // relay_domains
 	LocalTransport        string    // local_transport, e.g. "local:$myhostname" expanded
@@ -70,40 +75,64 @@ func Domain(addr string) string {
 }
 
 // IsLocalDomain reports whether domain is in mydestination or is a literal
-// of one of our addresses (an address without a domain is local too).
+// of one of our addresses (an address without a domain is local too). A
+// table failure counts as not local; LocalDomain reports it.
 func (r *Resolver) IsLocalDomain(domain string) bool {
-	if domain == "" || contains(r.MyDestination, domain) {
-		return true
+	ok, _ := r.LocalDomain(context.Background(), domain)
+	return ok
+}
+
+// LocalDomain is IsLocalDomain with mydestination's table failures.
+func (r *Resolver) LocalDomain(ctx context.Context, domain string) (bool, error) {
+	if domain == "" {
+		return true, nil
+	}
+	if ok, err := match(ctx, r.MyDestination, domain); ok || err != nil {
+		return ok, err
 	}
 	ip, ok := literalAddr(domain)
-	return ok && r.Own.Contains(ip)
+	return ok && r.Own.Contains(ip), nil
 }
 
 // AuthDestination reports whether mail for domain may be accepted from an
 // unauthorized client: the domain is ours (any class but default).
-func (r *Resolver) AuthDestination(domain string) bool {
-	return r.classOf(domain) != ClassDefault
+func (r *Resolver) AuthDestination(ctx context.Context, domain string) (bool, error) {
+	c, err := r.ClassOf(ctx, domain)
+	return c != ClassDefault, err
 }
 
-func (r *Resolver) classOf(domain string) Class {
-	switch {
-	case r.IsLocalDomain(domain):
-		return ClassLocal
-	case contains(r.VirtualMailboxDomains, domain):
-		return ClassVirtual
-	case contains(r.RelayDomains, domain):
-		return ClassRelay
+// ClassOf is the address class of a domain, in resolve.c's order.
+func (r *Resolver) ClassOf(ctx context.Context, domain string) (Class, error) {
+	if ok, err := r.LocalDomain(ctx, domain); ok || err != nil {
+		return ClassLocal, err
 	}
-	return ClassDefault
+	for _, c := range []struct {
+		set   DomainSet
+		class Class
+	}{{r.VirtualAliasDomains, ClassAlias}, {r.VirtualMailboxDomains, ClassVirtual}, {r.RelayDomains, ClassRelay}} {
+		if ok, err := match(ctx, c.set, domain); ok || err != nil {
+			return c.class, err
+		}
+	}
+	return ClassDefault, nil
 }
 
 // resolveClass finds the transport and next hop that the address class
 // gives a recipient, before transport_maps (see transport.go).
-func (r *Resolver) resolveClass(addr string) Result {
+func (r *Resolver) resolveClass(ctx context.Context, addr string) (Result, error) {
 	domain := Domain(addr)
-	res := Result{Class: r.classOf(domain), Domain: domain}
+	class, err := r.ClassOf(ctx, domain)
+	if err != nil {
+		return Result{Class: class, Domain: domain}, err
+	}
+	res := Result{Class: class, Domain: domain}
 	var spec string
 	switch res.Class {
+	case ClassAlias:
+		// Every address of a virtual alias domain must match
+		// virtual_alias_maps in cleanup; one that reaches here did not.
+		res.Transport, res.Nexthop = "error", "5.1.1 User unknown in virtual alias table"
+		return res, nil
 	case ClassLocal:
 		spec = r.LocalTransport
 	case ClassVirtual:
@@ -128,7 +157,7 @@ func (r *Resolver) resolveClass(addr string) Result {
 			res.Nexthop = domain
 		}
 	}
-	return res
+	return res, nil
 }
 
 // splitTransport splits "transport:nexthop"; the nexthop may itself hold
@@ -138,6 +167,9 @@ func splitTransport(spec string) (string, string) {
 	return t, n
 }
 
-func contains(s DomainSet, domain string) bool {
-	return s != nil && s.Contains(domain)
+func match(ctx context.Context, s DomainSet, domain string) (bool, error) {
+	if s == nil {
+		return false, nil
+	}
+	return s.Match(ctx, domain)
 }

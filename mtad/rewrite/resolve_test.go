@@ -1,10 +1,14 @@
 package rewrite
 
-import "testing"
+import (
+	"context"
+	"errors"
+	"testing"
+)
 
 type set map[string]bool
 
-func (s set) Contains(d string) bool { return s[d] }
+func (s set) Match(_ context.Context, d string) (bool, error) { return s[d], nil }
 
 func TestResolve(t *testing.T) {
 	r := &Resolver{
@@ -42,13 +46,44 @@ func TestResolve(t *testing.T) {
 	if got := r.Resolve("x@elsewhere.org"); got.Nexthop != "[10.1.1.1]:25" || got.Transport != "smtp" {
 		t.Errorf("explicit nexthop: %+v", got)
 	}
-	if !r.AuthDestination("hosted.example") || r.AuthDestination("elsewhere.org") {
-		t.Error("AuthDestination wrong")
+	ctx := context.Background()
+	if ok, _ := r.AuthDestination(ctx, "hosted.example"); !ok {
+		t.Error("AuthDestination(hosted.example) = false")
+	}
+	if ok, _ := r.AuthDestination(ctx, "elsewhere.org"); ok {
+		t.Error("AuthDestination(elsewhere.org) = true")
 	}
 	if got := r.Qualify("root"); got != "root@mail.example.com" {
 		t.Errorf("Qualify = %q", got)
 	}
 	if got := r.Qualify(""); got != "" {
 		t.Errorf("Qualify null sender = %q", got)
+	}
+}
+
+// failing is a domain list whose table is down.
+type failing struct{}
+
+func (failing) Match(context.Context, string) (bool, error) { return false, errors.New("table down") }
+
+// TestDomainTableFailure: a failing domain table is a resolver failure
+// (retry, 4.3.0), never "not ours"; an alias domain resolves to the error
+// transport.
+func TestDomainTableFailure(t *testing.T) {
+	r := postfixDefaults()
+	r.VirtualMailboxDomains = failing{}
+	r.VirtualAliasDomains = set{"alias.example": true}
+	ctx := context.Background()
+	if _, err := r.AuthDestination(ctx, "hosted.example"); err == nil {
+		t.Error("AuthDestination hides a table failure")
+	}
+	if got := r.Resolve("x@hosted.example"); got.Transport != RetryTransport || got.Nexthop != ResolveFailure {
+		t.Errorf("Resolve with a failing table = %+v", got)
+	}
+	if got := r.Resolve("x@alias.example"); got.Transport != "error" || got.Nexthop != "5.1.1 User unknown in virtual alias table" || got.Class != ClassAlias {
+		t.Errorf("Resolve in an alias domain = %+v", got)
+	}
+	if c, err := r.ClassOf(ctx, "localhost"); c != ClassLocal || err != nil {
+		t.Errorf("ClassOf(localhost) = %v, %v", c, err)
 	}
 }

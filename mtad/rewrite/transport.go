@@ -48,8 +48,8 @@ func (r *Resolver) Resolve(addr string) Result {
 	defer cancel()
 	res, err := r.ResolveContext(ctx, addr)
 	if err != nil {
-		if w := r.Transport.Warnf; w != nil {
-			w("transport_maps lookup failure for %s: %v", addr, err)
+		if r.Transport != nil && r.Transport.Warnf != nil {
+			r.Transport.Warnf("address resolver failure for %s: %v", addr, err)
 		}
 		res.Transport, res.Nexthop = RetryTransport, ResolveFailure
 	}
@@ -59,9 +59,9 @@ func (r *Resolver) Resolve(addr string) Result {
 // ResolveContext is Resolve with the lookups under ctx; a table error is
 // returned with the class's route.
 func (r *Resolver) ResolveContext(ctx context.Context, addr string) (Result, error) {
-	res := r.resolveClass(addr)
-	if r.Transport == nil || len(r.Transport.Specs) == 0 {
-		return res, nil
+	res, err := r.resolveClass(ctx, addr)
+	if err != nil || r.Transport == nil || len(r.Transport.Specs) == 0 {
+		return res, err
 	}
 	route := res
 	if _, err := r.Transport.Lookup(ctx, addr, &route); err != nil {

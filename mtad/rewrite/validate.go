@@ -36,7 +36,11 @@ type Validity struct {
 // canonical table too, as check_rcpt_maps does for reject_unlisted_sender.
 // A table error is returned as is: the caller answers 4xx.
 func (r *Resolver) Validate(ctx context.Context, t *RecipientTables, addr string, sender bool) (Validity, error) {
-	v := Validity{Class: r.classOf(Domain(addr))}
+	class, err := r.ClassOf(ctx, Domain(addr))
+	if err != nil {
+		return Validity{Class: class}, err
+	}
+	v := Validity{Class: class}
 	match := func(tab *Tables) (bool, error) {
 		if tab.Empty() {
 			return false, nil
@@ -55,6 +59,10 @@ func (r *Resolver) Validate(ctx context.Context, t *RecipientTables, addr string
 		if ok, err := match(tab); ok || err != nil {
 			return v, err
 		}
+	}
+	if v.Class == ClassAlias {
+		v.Error = "5.1.1 User unknown in virtual alias table"
+		return v, nil
 	}
 	if !t.Relocated.Empty() {
 		value, _, found, err := r.FindAddr(ctx, t.Relocated, addr, t.Delimiter)

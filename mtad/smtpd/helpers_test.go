@@ -101,7 +101,7 @@ func baseConfig(rec *recorder, log *logBuf) Config {
 		SoftErrorLimit:   10,
 		HardErrorLimit:   20,
 		MyNetworks:       nets,
-		AuthDestination:  local.Contains,
+		AuthDestination:  local.Match,
 		Log:              maillog.New(log, "mx.test", "postfix"),
 		Submitter:        rec,
 	}

@@ -46,7 +46,15 @@ func (s *session) checkUnlisted(addr string, sender bool) int {
 	c := &s.cfg.Codes
 	if v.Error != "" {
 		edsn, text := dsnSplit(dsn, v.Error)
-		return s.checkRejectf(550, dsnFix(edsn, class), "<%s>: %s rejected: %s", addr, class, text)
+		code := 550
+		if v.Class == rewrite.ClassAlias {
+			// An address in a virtual alias domain that no alias matches.
+			code = c.UnknownVirtualAlias
+			if s.cfg.HideUnknownTable {
+				text = "User unknown"
+			}
+		}
+		return s.checkRejectf(code, dsnFix(edsn, class), "<%s>: %s rejected: %s", addr, class, text)
 	}
 	if !v.Unlisted {
 		return dunno

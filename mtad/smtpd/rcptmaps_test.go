@@ -32,13 +32,14 @@ func rcptTables(t *testing.T) map[string]string {
 		"myhostname":               "mx.test",
 		"myorigin":                 "mx.test",
 		"virtual_mailbox_domains":  "virt.test",
+		"virtual_alias_domains":    "alias.test",
 		"relay_domains":            "relay.test",
 		"recipient_delimiter":      "+",
 		"local_recipient_maps":     write("local", "alice x", "bob x"),
 		"virtual_mailbox_maps":     write("vmbox", "carol@virt.test x"),
 		"relay_recipient_maps":     write("relay", "dave@relay.test x") + ", fail:broken",
 		"relocated_maps":           write("relocated", "moved@local.test new@elsewhere.example", "gone@virt.test call us"),
-		"virtual_alias_maps":       write("valias", "alias@local.test alice", "v@virt.test carol@virt.test"),
+		"virtual_alias_maps":       write("valias", "alias@local.test alice", "v@virt.test carol@virt.test", "a@alias.test alice"),
 		"canonical_maps":           write("canon", "canon@virt.test carol@virt.test"),
 		"smtpd_relay_restrictions": "permit_mynetworks, reject_unauth_destination",
 	}
@@ -48,7 +49,7 @@ func rcptTables(t *testing.T) map[string]string {
 // rcptTables: a resolver with those domains and tables opened as files.
 func withValidation(t *testing.T, lines map[string]string) func(*Config) {
 	domains := func(name string) *matchlist.Domains {
-		d, err := matchlist.ParseDomains(strings.Split(lines[name], ", "), false)
+		d, err := matchlist.ParseDomainsTables(context.Background(), strings.Split(lines[name], ", "), false, fileMaps(nil))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -60,7 +61,8 @@ func withValidation(t *testing.T, lines map[string]string) func(*Config) {
 	}
 	res := &rewrite.Resolver{
 		MyDestination: domains("mydestination"), VirtualMailboxDomains: domains("virtual_mailbox_domains"),
-		RelayDomains: domains("relay_domains"), MyOrigin: lines["myorigin"], AppendAtMyorigin: true, Own: own,
+		VirtualAliasDomains: domains("virtual_alias_domains"),
+		RelayDomains:        domains("relay_domains"), MyOrigin: lines["myorigin"], AppendAtMyorigin: true, Own: own,
 	}
 	open := fileMaps(nil)
 	tables := func(param string) *rewrite.Tables {
@@ -111,6 +113,8 @@ var rcptDialogues = []struct{ from, to, want string }{
 	{"a@example.org", "canon@virt.test", "250 2.1.5 Ok"},
 	{"a@example.org", "someone@remote.example", "250 2.1.5 Ok"},
 	{"a@example.org", "postmaster", "250 2.1.5 Ok"},
+	{"a@example.org", "a@alias.test", "250 2.1.5 Ok"},
+	{"a@example.org", "nobody@alias.test", "550 5.1.1 <nobody@alias.test>: Recipient address rejected: User unknown in virtual alias table"},
 }
 
 // TestUnlistedRecipients runs the recipient tables of every class through
@@ -181,6 +185,27 @@ func TestUnlistedSenderAndSwitches(t *testing.T) {
 	c.cmd("RCPT TO:<zed@local.test>", "250 2.1.5 Ok")
 }
 
+// postfixWith starts a Postfix peer with lines added to its main.cf.
+func postfixWith(t *testing.T, lines map[string]string) *peers.Postfix {
+	var extra strings.Builder
+	for k, v := range lines {
+		extra.WriteString(k + " = " + v + "\n")
+	}
+	return peers.StartPostfix(t, peers.PostfixOptions{Relayhost: "[127.0.0.1]:9", ExtraMainCf: extra.String()})
+}
+
+// compareMailRcpt sends HELO, MAIL FROM:<from> and RCPT TO:<to> to Postfix
+// and to smtpd and compares the MAIL and RCPT replies.
+func compareMailRcpt(t *testing.T, postfix, ours, from, to string) {
+	t.Helper()
+	cmds := []string{"HELO client.example", "MAIL FROM:<" + from + ">", "RCPT TO:<" + to + ">"}
+	want := converse(t, postfix, cmds)
+	got := converse(t, ours, cmds)
+	if want[1] != got[1] || want[2] != got[2] {
+		t.Errorf("MAIL FROM:<%s> RCPT TO:<%s>:\npostfix: %q\nsmtpd:   %q", from, to, want[1:], got[1:])
+	}
+}
+
 // TestDifferentialUnlistedRecipients gives a real Postfix 3.7 the same
 // main.cf lines and tables and compares every RCPT reply.
 func TestDifferentialUnlistedRecipients(t *testing.T) {
@@ -188,19 +213,10 @@ func TestDifferentialUnlistedRecipients(t *testing.T) {
 		t.Skip("starts a Postfix instance")
 	}
 	lines := rcptTables(t)
-	var extra strings.Builder
-	for k, v := range lines {
-		extra.WriteString(k + " = " + v + "\n")
-	}
-	pf := peers.StartPostfix(t, peers.PostfixOptions{Relayhost: "[127.0.0.1]:9", ExtraMainCf: extra.String()})
+	pf := postfixWith(t, lines)
 	ts := start(t, withValidation(t, lines))
 	for _, d := range rcptDialogues {
-		cmds := []string{"HELO client.example", "MAIL FROM:<" + d.from + ">", "RCPT TO:<" + d.to + ">"}
-		want := converse(t, pf.Addr(), cmds)
-		got := converse(t, ts.addr, cmds)
-		if want[2] != got[2] {
-			t.Errorf("RCPT TO:<%s>:\npostfix: %q\nsmtpd:   %q", d.to, want[2], got[2])
-		}
+		compareMailRcpt(t, pf.Addr(), ts.addr, d.from, d.to)
 	}
 }
 
@@ -212,22 +228,29 @@ func TestDifferentialUnlistedSenders(t *testing.T) {
 	}
 	lines := rcptTables(t)
 	lines["smtpd_reject_unlisted_sender"] = "yes"
-	var extra strings.Builder
-	for k, v := range lines {
-		extra.WriteString(k + " = " + v + "\n")
-	}
-	pf := peers.StartPostfix(t, peers.PostfixOptions{Relayhost: "[127.0.0.1]:9", ExtraMainCf: extra.String()})
+	pf := postfixWith(t, lines)
 	valid := withValidation(t, lines)
 	ts := start(t, func(c *Config) {
 		valid(c)
 		c.RejectUnlistedSender = true
 	})
 	for _, from := range []string{"zed@local.test", "bob@local.test", "x@virt.test", "moved@local.test", "x@relay.test", "", "zed", "a@example.org"} {
-		cmds := []string{"HELO client.example", "MAIL FROM:<" + from + ">", "RCPT TO:<alice@local.test>"}
-		want := converse(t, pf.Addr(), cmds)
-		got := converse(t, ts.addr, cmds)
-		if want[1] != got[1] || want[2] != got[2] {
-			t.Errorf("MAIL FROM:<%s>:\npostfix: %q\nsmtpd:   %q", from, want[1:], got[1:])
-		}
+		compareMailRcpt(t, pf.Addr(), ts.addr, from, "alice@local.test")
+	}
+}
+
+// TestDifferentialDomainTableFailure: a domain list whose table fails
+// (relay_domains = relay.test, fail:down) answers RCPT with Postfix's 451
+// for every address that reaches the table, and accepts the one before it.
+func TestDifferentialDomainTableFailure(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Postfix instance")
+	}
+	lines := rcptTables(t)
+	lines["relay_domains"] = "relay.test, fail:down"
+	pf := postfixWith(t, lines)
+	ts := start(t, withValidation(t, lines))
+	for _, rcpt := range []string{"dave@relay.test", "someone@remote.example", "alice@local.test", "carol@virt.test"} {
+		compareMailRcpt(t, pf.Addr(), ts.addr, "a@example.org", rcpt)
 	}
 }

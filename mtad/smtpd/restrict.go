@@ -30,6 +30,7 @@ type Codes struct {
 	UnknownLocalRecipient      int // unknown_local_recipient_reject_code (550)
 	UnknownVirtualMailbox      int // unknown_virtual_mailbox_reject_code (550)
 	UnknownRelayRecipient      int // unknown_relay_recipient_reject_code (550)
+	UnknownVirtualAlias        int // unknown_virtual_alias_reject_code (550)
 }
 
 func (c Codes) withDefaults() Codes {
@@ -54,6 +55,7 @@ func (c Codes) withDefaults() Codes {
 	def(&c.UnknownLocalRecipient, 550)
 	def(&c.UnknownVirtualMailbox, 550)
 	def(&c.UnknownRelayRecipient, 550)
+	def(&c.UnknownVirtualAlias, 550)
 	return c
 }
 
@@ -611,11 +613,19 @@ func (s *session) discard() bool { return s.act.discard }
 
 // generic is Postfix's generic_checks: scan one list; the first PERMIT,
 // REJECT or DEFER ends it.
-func (s *session) generic(list []string, replyName, replyClass, defACL string) int {
+func (s *session) generic(list []string, replyName, replyClass, defACL string) (status int) {
 	saved := s.chk.recursion
 	s.chk.recursion++
-	defer func() { s.chk.recursion = saved }()
-	status := dunno
+	defer func() {
+		s.chk.recursion = saved
+		if r := recover(); r != nil {
+			if _, ok := r.(dictRetryPanic); !ok {
+				panic(r)
+			}
+			status = reject // s.chk.err holds the 451
+		}
+	}()
+	status = dunno
 	for i := 0; i < len(list); i++ {
 		if s.act.discard {
 			break
@@ -918,7 +928,28 @@ func (s *session) authDestination(addr string) bool {
 	if domain == "" {
 		return true
 	}
-	return s.cfg.AuthDestination != nil && s.cfg.AuthDestination(domain)
+	if s.cfg.AuthDestination == nil {
+		return false
+	}
+	ok, err := s.cfg.AuthDestination(context.Background(), domain)
+	if err != nil {
+		s.dictRetry(addr, err)
+	}
+	return ok
+}
+
+// dictRetryPanic unwinds a restriction list to generic, as Postfix's
+// reject_dict_retry longjmps out of smtpd_check: a table that cannot be
+// read ends the whole check with a 4xx.
+type dictRetryPanic struct{}
+
+// dictRetry rejects with "451 4.3.0 <addr>: Temporary lookup failure" and
+// stops the check; under warn_if_reject it only logs, and the check goes on.
+func (s *session) dictRetry(addr string, err error) {
+	s.logf("warning: %s: address resolver failure for %s: %v", s.queueIDOr(), addr, err)
+	if s.checkRejectf(451, "4.3.0", "<%s>: Temporary lookup failure", addr) == reject {
+		panic(dictRetryPanic{})
+	}
 }
 
 // truncateDot drops one trailing dot, but not from "..".

@@ -51,8 +51,9 @@ type Config struct {
 	RecipientRestrictions []string
 	// AuthDestination reports whether mail to this recipient domain
 	// (lowercased, no trailing dot) is for a domain we are final destination
-	// or relay for: reject_unauth_destination.
-	AuthDestination func(domain string) bool
+	// or relay for: reject_unauth_destination. An error (a domain table
+	// that cannot be read) answers 451 4.3.0 Temporary lookup failure.
+	AuthDestination func(ctx context.Context, domain string) (bool, error)
 
 	// The other restriction lists (nil or empty = empty list, Postfix's
 	// default for each of them).
