@@ -63,17 +63,44 @@ start() {
 		{ $5 = "n"; print }
 	' /etc/postfix/master.cf >"$dir/etc/master.cf"
 
-	# setsid: the instance outlives this script and must not share the caller's terminal signals.
-	setsid postfix -c "$dir/etc" start-fg </dev/null >>"$dir/maillog" 2>&1 &
-	echo $! >"$dir/pid"
-
-	local i
-	for i in $(seq 1 300); do
-		if port_open "$port"; then return 0; fi
-		master_alive "$dir" || die "postfix exited during start: $(tail -n 20 "$dir/maillog")"
-		sleep 0.1
+	# Ready means smtpd answers through RCPT, which needs trivial-rewrite: once (on a loaded CI machine) the
+	# port opened but the master spawned nothing more and every RCPT hung. Such an instance is killed and
+	# started once more.
+	local try i
+	for try in 1 2; do
+		# setsid: the instance outlives this script and must not share the caller's terminal signals.
+		setsid postfix -c "$dir/etc" start-fg </dev/null >>"$dir/maillog" 2>&1 &
+		echo $! >"$dir/pid"
+		for i in $(seq 1 300); do
+			if port_open "$port"; then break; fi
+			master_alive "$dir" || die "postfix exited during start: $(tail -n 20 "$dir/maillog")"
+			sleep 0.1
+		done
+		if smtp_answers "$port"; then return 0; fi
+		echo "postfix-peer.sh: postfix in $dir not ready (try $try): $(tail -n 5 "$dir/maillog")" >&2
+		kill_instance "$dir"
+		rm -f "$dir/queue/pid/master.pid"
 	done
-	die "postfix does not listen on 127.0.0.1:$port after 30 s: $(tail -n 20 "$dir/maillog")"
+	die "postfix in $dir did not become ready"
+}
+
+# smtp_answers succeeds when smtpd on 127.0.0.1:$1 answers HELO, MAIL and RCPT within 20 s each. Any reply
+# will do (the extra main.cf may reject), and so does a close after a reply.
+smtp_answers() {
+	local line cmd
+	exec 3<>"/dev/tcp/127.0.0.1/$1" || return 1
+	read -r -t 20 line <&3 || { exec 3<&-; return 1; }
+	for cmd in "HELO peer-probe.localdomain" "MAIL FROM:<>" "RCPT TO:<postmaster>"; do
+		printf '%s\r\n' "$cmd" >&3 2>/dev/null || break
+		if ! read -r -t 20 line <&3; then
+			# EOF (status 1) is an answer; a timeout (status > 128) is not.
+			[ $? -gt 128 ] && { exec 3<&-; return 1; }
+			break
+		fi
+	done
+	printf 'QUIT\r\n' >&3 2>/dev/null || true
+	exec 3<&-
+	return 0
 }
 
 # kill_instance kills every process of the instance: start-fg's session and the master's own session (the

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/textproto"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"sqlmta/internal/peers"
+	"sqlmta/store"
+	"sqlmta/store/open"
 )
 
 // TestETRNFlushesDeferredMail defers a message for a relay domain whose next
@@ -24,8 +27,20 @@ func TestETRNFlushesDeferredMail(t *testing.T) {
 		if err := sendMail(d.addr, "a@example.org", []string{"x@relay.test"}, strings.NewReader("Subject: etrn\r\n\r\nhi\r\n")); err != nil {
 			t.Fatal(err)
 		}
-		deferred := regexp.MustCompile(`to=<x@relay\.test>, relay=none, .*status=deferred`)
+		deferred := regexp.MustCompile(`([0-9A-F]+): to=<x@relay\.test>, relay=none, .*status=deferred`)
 		d.waitLog(t, deferred.String())
+		// The log line comes before the deferral is written; ETRN before
+		// that would find the recipient still active and flush nothing.
+		st, err := open.Open(context.Background(), url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		id := deferred.FindStringSubmatch(d.maillog())[1]
+		peers.WaitFor(t, 30*time.Second, func() bool {
+			m, err := st.MessageGet(context.Background(), id)
+			return err == nil && m.Recipients[0].State == store.StateDeferred
+		}, "the deferral written")
 
 		conn, err := net.Dial("tcp", d.addr)
 		if err != nil {
@@ -49,8 +64,12 @@ func TestETRNFlushesDeferredMail(t *testing.T) {
 				t.Fatalf("%q: got %q, %v; want %q", step.cmd, line, err, step.want)
 			}
 		}
-		peers.WaitFor(t, 30*time.Second, func() bool {
-			return len(deferred.FindAllString(d.maillog(), -1)) >= 2
-		}, "a second delivery attempt after ETRN")
+		deadline := time.Now().Add(30 * time.Second)
+		for len(deferred.FindAllString(d.maillog(), -1)) < 2 {
+			if time.Now().After(deadline) {
+				t.Fatalf("no second delivery attempt 30s after ETRN; maillog:\n%s", d.maillog())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 	})
 }

@@ -37,7 +37,7 @@ func TestSeveralNodes(t *testing.T) {
 			for i := 0; i < 3; i++ {
 				nodes = append(nodes, startDaemon(t, url,
 					fmt.Sprintf("relayhost = [127.0.0.1]:%d", sink.Port()),
-					"qmgr_lease_time = 5s",
+					"qmgr_lease_time = 10s", // short, for the takeover; long enough for a loaded CI machine
 					"minimal_backoff_time = 1s",
 					"maximal_backoff_time = 2s",
 				))
@@ -129,7 +129,8 @@ func twiceSent(nodes []*daemon) string {
 	for i, d := range nodes {
 		warnings := 0
 		for _, line := range strings.Split(d.maillog(), "\n") {
-			if strings.Contains(line, "warning:") && warnings < 5 {
+			// The NIS warning of the default alias_maps says nothing about the queue.
+			if strings.Contains(line, "warning:") && !strings.Contains(line, "dict_nis_init") && warnings < 10 {
 				warnings++
 				fmt.Fprintf(&b, "node %d: %s\n", i, line)
 			}

@@ -55,8 +55,11 @@ type Qmgr struct {
 
 	wake chan struct{}
 
-	mu       sync.Mutex
-	held     map[int64]bool   // claimed recipients whose outcome is not recorded yet: their leases are renewed
+	mu sync.Mutex
+	// held: claimed recipients whose outcome is not recorded yet, all of
+	// them renewed; true while the delivery waits or runs, false while its
+	// outcome is being written (a row gone then is no takeover).
+	held     map[int64]bool
 	slots    int              // claimed deliveries not yet finished (running or pending)
 	dests    map[string]*dest // per-destination concurrency
 	slotFree chan struct{}
@@ -405,7 +408,7 @@ func (q *Qmgr) renewer(ctx context.Context) {
 			continue
 		}
 		// Rows can be missing because their outcome was recorded meanwhile;
-		// only those still held locally were taken over.
+		// only those still waiting or delivering were taken over.
 		still := make(map[int64]bool, len(held))
 		for _, id := range held {
 			still[id] = true

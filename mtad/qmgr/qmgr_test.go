@@ -236,3 +236,39 @@ func TestExpiredMailIsReturned(t *testing.T) {
 		t.Errorf("log:\n%s", log.String())
 	}
 }
+
+// slowComplete is a store whose completions take a while, as on a loaded
+// database server.
+type slowComplete struct {
+	store.Store
+	delay time.Duration
+}
+
+func (s slowComplete) RecipientsComplete(ctx context.Context, owner string, ids []int64) ([]string, error) {
+	time.Sleep(s.delay)
+	return s.Store.RecipientsComplete(ctx, owner, ids)
+}
+
+// TestLeaseRenewedWhileOutcomeIsWritten: a completion that takes longer than
+// the lease must not let the recipient be claimed again and delivered twice.
+func TestLeaseRenewedWhileOutcomeIsWritten(t *testing.T) {
+	st := testStore(t)
+	enqueue(t, st, "L1", "x@example.net")
+	lease := 600 * time.Millisecond
+	a := newRecorder(transport.Sent)
+	_, stopA := startQmgr(t, Config{Owner: "node-a", Lease: lease, PollInterval: 50 * time.Millisecond},
+		slowComplete{st, 4 * lease}, a, io.Discard)
+	defer stopA()
+	peers.WaitFor(t, 10*time.Second, func() bool { return a.count() == 1 }, "node a delivering")
+	b := newRecorder(transport.Sent)
+	_, stopB := startQmgr(t, Config{Owner: "node-b", Lease: lease, PollInterval: 50 * time.Millisecond}, st, b, io.Discard)
+	defer stopB()
+	peers.WaitFor(t, 10*time.Second, func() bool {
+		_, err := st.MessageGet(context.Background(), "L1")
+		return err != nil
+	}, "the delivery recorded")
+	// Either node may take an expired lease, node a included.
+	if n := a.count() + b.count(); n != 1 {
+		t.Errorf("L1 delivered %d times (node a %d, node b %d); want once", n, a.count(), b.count())
+	}
+}

@@ -39,13 +39,21 @@ func (q *Qmgr) recorder() {
 func (q *Qmgr) record(batch []outcome) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	// No more renewals for these: their rows are written now (a failed
-	// write leaves them to expire and be tried again).
+	// The leases stay renewed until the outcome is written: a slow write
+	// must not let another node take a delivered recipient and send it
+	// again. A failed write leaves them to expire and be tried again.
 	q.mu.Lock()
 	for _, o := range batch {
-		delete(q.held, o.rcpt.ID)
+		q.held[o.rcpt.ID] = false
 	}
 	q.mu.Unlock()
+	defer func() {
+		q.mu.Lock()
+		for _, o := range batch {
+			delete(q.held, o.rcpt.ID)
+		}
+		q.mu.Unlock()
+	}()
 	now := q.now()
 	var done []int64
 	var defers []store.Deferral
