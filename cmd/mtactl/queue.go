@@ -13,6 +13,7 @@ import (
 
 	"sqlmta/config"
 	"sqlmta/mtad/maillog"
+	"sqlmta/mtad/rewrite"
 	"sqlmta/store"
 )
 
@@ -247,9 +248,9 @@ func (f mailqFormat) message(w *bufio.Writer, m *store.QueuedMessage) {
 			fmt.Fprintf(w, "%*s(%s)\n", max(76-len(show), 0), "", show)
 		}
 		if f.long {
-			fmt.Fprintf(w, "%-17s %8s %-19s %s\n", "", "", "", printable(quoteLocal(r.Address)))
+			fmt.Fprintf(w, "%-17s %8s %-19s %s\n", "", "", "", printable(rewrite.QuoteLocal(r.Address)))
 		} else {
-			fmt.Fprintf(w, "%-11s %7s %-20s %s\n", "", "", "", printable(quoteLocal(r.Address)))
+			fmt.Fprintf(w, "%-11s %7s %-20s %s\n", "", "", "", printable(rewrite.QuoteLocal(r.Address)))
 		}
 	}
 }
@@ -275,7 +276,7 @@ func (f mailqFormat) sender(s string) string {
 	if s == "" {
 		s = f.empty
 	}
-	return printable(quoteLocal(s))
+	return printable(rewrite.QuoteLocal(s))
 }
 
 func (f mailqFormat) json(w *bufio.Writer, m *store.QueuedMessage) {
@@ -285,7 +286,7 @@ func (f mailqFormat) json(w *bufio.Writer, m *store.QueuedMessage) {
 		if i > 0 {
 			w.WriteString(", ")
 		}
-		fmt.Fprintf(w, `{"address": "%s"`, jsonQuote(printable(quoteLocal(r.Address))))
+		fmt.Fprintf(w, `{"address": "%s"`, jsonQuote(printable(rewrite.QuoteLocal(r.Address))))
 		if r.LastReason != "" {
 			fmt.Fprintf(w, `, "delay_reason": "%s"`, jsonQuote(printable(r.LastReason)))
 		}
@@ -347,41 +348,6 @@ func printable(s string) string {
 		s = s[n:]
 	}
 	return b.String()
-}
-
-// quoteLocal is Postfix's quote_822_local: the local part is quoted when it is not a dot-atom (RFC 5322
-// specials, spaces, empty or misplaced dots). An address already quoted is left alone.
-func quoteLocal(addr string) string {
-	local, domain, hasAt := addr, "", false
-	if i := strings.LastIndexByte(addr, '@'); i >= 0 {
-		local, domain, hasAt = addr[:i], addr[i:], true
-	}
-	if !hasAt || (len(local) >= 2 && local[0] == '"' && local[len(local)-1] == '"') || !needsQuote(local) {
-		return addr
-	}
-	var b strings.Builder
-	b.WriteByte('"')
-	for i := 0; i < len(local); i++ {
-		if local[i] == '"' || local[i] == '\\' {
-			b.WriteByte('\\')
-		}
-		b.WriteByte(local[i])
-	}
-	b.WriteByte('"')
-	return b.String() + domain
-}
-
-func needsQuote(local string) bool {
-	if local == "" || local[0] == '.' || local[len(local)-1] == '.' || strings.Contains(local, "..") {
-		return local != ""
-	}
-	for i := 0; i < len(local); i++ {
-		c := local[i]
-		if c <= ' ' || c == 0x7f || strings.IndexByte(`()<>@,;:\".[]`, c) >= 0 && c != '.' {
-			return true
-		}
-	}
-	return false
 }
 
 // readIDs reads whitespace-separated queue IDs (postsuper's "-" argument).

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -245,9 +246,20 @@ func TestSendmailLocalUser(t *testing.T) {
 	os.Chmod(forged, 0o700)
 
 	d.start()
-	d.waitMail(t, "carol", "secret of root")
-	d.waitMail(t, "dave", "from the user")
-	d.waitMail(t, "erin", "claims root")
+	// pickup's trace header names the file owner, as Postfix's does.
+	for rcpt, want := range map[string]string{
+		"carol": "secret of root", "dave": "from the user", "erin": "claims root",
+	} {
+		got := d.waitMail(t, rcpt, want)
+		uidWant := uid
+		if rcpt == "carol" {
+			uidWant = 0
+		}
+		trace := regexp.MustCompile(fmt.Sprintf(`(?m)^Received: by \S+ \(Postfix, from userid %d\)\r?\n\tid [0-9A-F]+; \w{3}, `, uidWant))
+		if !trace.MatchString(got) {
+			t.Errorf("%s: no Received header naming uid %d:\n%s", rcpt, uidWant, got)
+		}
+	}
 	d.waitLog(t,
 		`postfix/pickup\[\d+\]: [0-9A-F]+: uid=0 from=<root>`,
 		fmt.Sprintf(`postfix/pickup\[\d+\]: [0-9A-F]+: uid=%d from=<%s>`, uid, name),

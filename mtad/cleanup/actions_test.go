@@ -10,6 +10,7 @@ import (
 
 	"sqlmta/mtad/envelope"
 	"sqlmta/mtad/queueid"
+	"sqlmta/mtad/rewrite"
 	"sqlmta/store"
 )
 
@@ -260,11 +261,11 @@ func TestQuoteLocal(t *testing.T) {
 		"a..b@x":        `"a..b"@x`,
 		"x@y@z.example": `"x@y"@z.example`,
 	} {
-		if got := quoteLocal(in); got != want {
-			t.Errorf("quoteLocal(%q) = %q, want %q", in, got, want)
+		if got := rewrite.QuoteLocal(in); got != want {
+			t.Errorf("QuoteLocal(%q) = %q, want %q", in, got, want)
 		}
-		if got := internalAddr(quoteLocal(in)); got != in {
-			t.Errorf("internalAddr(quoteLocal(%q)) = %q", in, got)
+		if got := internalAddr(rewrite.QuoteLocal(in)); got != in {
+			t.Errorf("internalAddr(QuoteLocal(%q)) = %q", in, got)
 		}
 	}
 }

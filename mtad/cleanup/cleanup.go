@@ -496,7 +496,8 @@ func (c *Cleanup) isLocalClient(addr string) bool {
 	return false
 }
 
-// writeReceived writes Postfix smtpd's Received header.
+// writeReceived writes the Received header Postfix's smtpd, pickup or
+// post_mail would write.
 func (c *Cleanup) writeReceived(w *bytes.Buffer, env *envelope.Envelope, now time.Time) {
 	proto := env.Protocol
 	if proto == "" {
@@ -513,12 +514,21 @@ func (c *Cleanup) writeReceived(w *bytes.Buffer, env *envelope.Envelope, now tim
 		}
 		fmt.Fprintf(w, "Received: from %s (%s [%s])\r\n", helo, name, env.ClientAddr)
 		fmt.Fprintf(w, "\tby %s (%s) with %s id %s", c.cfg.Hostname, c.cfg.MailName, proto, env.QueueID)
+		// smtpd names the recipient when the client gave exactly one, as given.
+		if len(env.Recipients) == 1 {
+			fmt.Fprintf(w, "\r\n\tfor <%s>", env.Recipients[0].Address)
+		}
 	} else {
-		fmt.Fprintf(w, "Received: by %s (%s, from userid 0)\r\n\tid %s", c.cfg.Hostname, c.cfg.MailName, env.QueueID)
-	}
-	// smtpd names the recipient when the client gave exactly one, as given.
-	if len(env.Recipients) == 1 {
-		fmt.Fprintf(w, "\r\n\tfor <%s>", env.Recipients[0].Address)
+		// pickup.c names the file owner's uid and dates the header by the
+		// file; mail the system posts itself (post_mail.c) names neither.
+		if env.UID != "" {
+			fmt.Fprintf(w, "Received: by %s (%s, from userid %s)\r\n\tid %s", c.cfg.Hostname, c.cfg.MailName, env.UID, env.QueueID)
+			if !env.Arrival.IsZero() {
+				now = env.Arrival
+			}
+		} else {
+			fmt.Fprintf(w, "Received: by %s (%s)\r\n\tid %s", c.cfg.Hostname, c.cfg.MailName, env.QueueID)
+		}
 	}
 	fmt.Fprintf(w, "; %s\r\n", now.Format("Mon, 2 Jan 2006 15:04:05 -0700 (MST)"))
 }

@@ -251,44 +251,6 @@ func internalAddr(ext string) string {
 	return b.String()
 }
 
-// quoteLocal is quote_822_local: the local part is quoted as a whole when
-// it is not a dot-atom.
-func quoteLocal(addr string) string {
-	local, domain, hasAt := rewrite.SplitLocal(addr)
-	if !needsQuote(local) {
-		return addr
-	}
-	var b strings.Builder
-	b.WriteByte('"')
-	for i := 0; i < len(local); i++ {
-		if local[i] == '"' || local[i] == '\\' {
-			b.WriteByte('\\')
-		}
-		b.WriteByte(local[i])
-	}
-	b.WriteByte('"')
-	if hasAt {
-		b.WriteString("@" + domain)
-	}
-	return b.String()
-}
-
-func needsQuote(local string) bool {
-	if local == "" {
-		return false
-	}
-	if local[0] == '.' || local[len(local)-1] == '.' || strings.Contains(local, "..") {
-		return true
-	}
-	for i := 0; i < len(local); i++ {
-		c := local[i]
-		if c <= ' ' || c == 0x7f || (c != '.' && strings.IndexByte(specials822, c) >= 0) {
-			return true
-		}
-	}
-	return false
-}
-
 // hdrRewrite is what header rewriting needs for one message.
 type hdrRewrite struct {
 	qualify func(string) string // standard form in this message's context
@@ -348,7 +310,7 @@ func (c *Cleanup) rewriteHeaderAddr(ctx context.Context, hr *hdrRewrite, class b
 	if addr == internalAddr(ext) {
 		return ext
 	}
-	return quoteLocal(addr)
+	return rewrite.QuoteLocal(addr)
 }
 
 // externalizeHeader is tok822_externalize with TOK822_STR_HEAD: a newline

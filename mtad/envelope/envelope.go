@@ -15,6 +15,10 @@ type Envelope struct {
 	ClientAddr string // client IP address, without brackets
 	Helo       string // HELO/EHLO argument, "" if none
 	Protocol   string // "SMTP" or "ESMTP"
+	// UID is the submitting user's uid for mail from the maildrop (the
+	// file's owner), for pickup's "Received: … (Postfix, from userid N)";
+	// "" for everything else.
+	UID string
 
 	BodyType string // "", "7BIT" or "8BITMIME" from MAIL FROM BODY=
 	SMTPUTF8 bool   // MAIL FROM SMTPUTF8

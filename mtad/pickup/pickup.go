@@ -250,6 +250,7 @@ func (p *Pickup) file(ctx context.Context, name string) (bool, error) {
 		p.log.Printf("pickup", "warning: maildrop/%s: file owner uid=%d, envelope claims uid=%d: using the owner", name, uid, md.UID)
 	}
 	env := envelopeOf(md)
+	env.UID = strconv.Itoa(uid)
 	p.log.Printf("pickup", "%s: uid=%d from=<%s>", env.QueueID, uid, md.Sender)
 	err = nil
 	if p.cfg.SizeLimit > 0 {
