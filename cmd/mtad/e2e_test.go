@@ -40,6 +40,9 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
+	if toolsDir != "" {
+		os.RemoveAll(toolsDir)
+	}
 	os.Exit(code)
 }
 

@@ -18,6 +18,9 @@ import (
 	"sqlmta/internal/testdb"
 )
 
+// toolsDir is where buildTools put them; TestMain removes it.
+var toolsDir string
+
 // buildTools builds mtactl (with its sendmail and postfix links) and the
 // postdrop helper into a directory every user may search, once.
 var buildTools = sync.OnceValues(func() (string, error) {
@@ -25,6 +28,7 @@ var buildTools = sync.OnceValues(func() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	toolsDir = dir
 	os.Chmod(dir, 0o755)
 	for _, b := range []string{"mtactl", "postdrop"} {
 		if out, err := exec.Command("go", "build", "-o", filepath.Join(dir, b), "../"+b).CombinedOutput(); err != nil {
