@@ -36,7 +36,12 @@ start() {
 	# master opens its lock file in data_directory as mail_owner, so every parent must be searchable by it.
 	runuser -u postfix -- test -x "$dir/data" || die "$dir is not reachable by user postfix (a parent is not mode 755?)"
 
-	cat >"$dir/etc/main.cf" <<-EOF
+	# Each parameter once: every Postfix process warns about a parameter given twice, and a burst of such
+	# warnings at start fills the postlog socket (net.unix.max_dgram_qlen is 10 on some machines), where
+	# postlogd, writing its own copy of the warnings, then blocks for ever and with it every daemon that logs.
+	local extra="${POSTFIX_PEER_EXTRA_MAIN_CF:-}" overridden
+	overridden="$(printf '%s\n' "$extra" | sed -n 's/^[[:space:]]*\([A-Za-z0-9_]*\)[[:space:]]*=.*/\1/p' | sort -u | paste -sd'|')"
+	cat >"$dir/etc/main.cf.base" <<-EOF
 		# Private Postfix peer written by scripts/postfix-peer.sh; defaults everywhere else.
 		compatibility_level = 3.6
 		myhostname = postfix-peer.localdomain
@@ -51,8 +56,14 @@ start() {
 		# No local delivery happens, so skip the system alias database (which may not exist).
 		alias_maps =
 		alias_database =
-		${POSTFIX_PEER_EXTRA_MAIN_CF:-}
 	EOF
+	if [ -n "$overridden" ]; then
+		grep -Ev "^($overridden)[[:space:]]*=" "$dir/etc/main.cf.base" >"$dir/etc/main.cf"
+	else
+		cp "$dir/etc/main.cf.base" "$dir/etc/main.cf"
+	fi
+	rm -f "$dir/etc/main.cf.base"
+	printf '%s\n' "$extra" >>"$dir/etc/main.cf"
 
 	# The system master.cf with smtpd moved to our port. Debian's copy runs services chrooted in the queue
 	# directory, which needs /etc files copied in; a throwaway instance runs them unchrooted instead.
