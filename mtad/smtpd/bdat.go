@@ -53,6 +53,7 @@ func (s *session) cmdBdat(args string) (bool, error) {
 		if !s.inTx {
 			return fail("503 5.5.1 Error: need RCPT command")
 		}
+		s.fail(0)
 		return fail("554 5.5.1 Error: no valid recipients")
 	}
 	if limit := s.cfg.MessageSizeLimit; limit > 0 && count > limit {
@@ -182,6 +183,7 @@ func (s *session) discardChunk(count int64) error {
 // RFC 1985 has them.
 func (s *session) cmdEtrn(args string) (bool, error) {
 	if s.cfg.HeloRequired && s.helo == "" {
+		s.fail(errPolicy)
 		s.reply("503 Error: send HELO/EHLO first")
 		return false, nil
 	}
@@ -202,6 +204,8 @@ func (s *session) cmdEtrn(args string) (bool, error) {
 		s.reply("501 Error: invalid parameter syntax")
 		return false, nil
 	}
+	// A refused or failed flush is no client error of any class.
+	s.fail(0)
 	if s.cfg.Etrn == nil {
 		s.reply("458 Unable to queue messages")
 		return false, nil
@@ -239,6 +243,7 @@ func (s *session) cmdStarttls(args string) (bool, error) {
 // cmdXclient answers XCLIENT and XFORWARD from clients not in
 // smtpd_authorized_xclient_hosts/xforward_hosts (empty by default).
 func (s *session) cmdXclient(string) (bool, error) {
+	s.fail(errPolicy)
 	s.reply("550 5.7.0 Error: insufficient authorization")
 	return false, nil
 }

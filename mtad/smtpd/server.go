@@ -103,6 +103,36 @@ type Config struct {
 	SpoolDir    string // temp files ("" = os.TempDir())
 	Log         *maillog.Logger
 	Submitter   Submitter
+
+	// ServiceName is the master.cf service name ("smtp", "127.0.0.1:2525"),
+	// for the process limit warning.
+	ServiceName string
+	// ProcessLimit is the service's master.cf maxproc (default_process_limit
+	// for "-"): at most this many sessions per listener; further clients
+	// wait in the listen backlog, as with Postfix's master. 0 = no limit.
+	ProcessLimit int
+	// QueueMinFree is queue_minfree: MAIL FROM answers 452 4.3.1 when the
+	// file system of SpoolDir has no more than this many bytes free, or
+	// less than 1.5 × MessageSizeLimit (limits.go).
+	QueueMinFree int64
+
+	// NotifyClasses is notify_classes: the error classes for which the
+	// postmaster gets a transcript of the session (notify.go). nil or
+	// empty: none (Postfix's default list is "resource, software"; the
+	// caller passes it).
+	NotifyClasses        []string
+	ErrorNoticeRecipient string // error_notice_recipient ("" = "postmaster")
+	DoubleBounceSender   string // double_bounce_sender ("" = "double-bounce"), @Hostname is added
+	MailName             string // mail_name ("" = "Postfix"), in the notice's subject
+	HistoryFlushLimit    int    // smtpd_history_flush_threshold (0 = 100)
+	// Notify takes the postmaster notices; nil = Submitter. Postfix's
+	// notices bypass content_filter, so the caller may pass a cleanup
+	// service without one.
+	Notify Submitter
+
+	// statfs reports the free space of a directory's file system; nil =
+	// syscall.Statfs. Tests set it.
+	statfs func(dir string) (blockSize, blocksFree uint64, err error)
 }
 
 // compiled is a validated Config; sessions keep the one they started with,
@@ -114,6 +144,7 @@ type compiled struct {
 	data, eod            []string
 	classes              map[string][]string
 	maps                 map[string]mapdrivers.Map
+	notifyMask           errClass
 }
 
 const (
@@ -150,7 +181,37 @@ func compile(cfg Config) (*compiled, error) {
 		cfg.NullAccessKey = "<>"
 	}
 	cfg.Codes = cfg.Codes.withDefaults()
-	return compileLists(cfg)
+	if cfg.ProcessLimit < 0 {
+		return nil, fmt.Errorf("smtpd: bad process limit %d", cfg.ProcessLimit)
+	}
+	mask, err := parseNotifyClasses(cfg.NotifyClasses)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.ErrorNoticeRecipient == "" {
+		cfg.ErrorNoticeRecipient = "postmaster"
+	}
+	if cfg.DoubleBounceSender == "" {
+		cfg.DoubleBounceSender = "double-bounce"
+	}
+	if cfg.MailName == "" {
+		cfg.MailName = "Postfix"
+	}
+	if cfg.HistoryFlushLimit <= 0 {
+		cfg.HistoryFlushLimit = 100
+	}
+	if cfg.Notify == nil {
+		cfg.Notify = cfg.Submitter
+	}
+	if cfg.statfs == nil {
+		cfg.statfs = statfs
+	}
+	c, err := compileLists(cfg)
+	if err != nil {
+		return nil, err
+	}
+	c.notifyMask = mask
+	return c, nil
 }
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -165,6 +226,7 @@ type Server struct {
 	closing   bool
 	listeners map[net.Listener]struct{}
 	sessions  map[*session]struct{}
+	slotFree  *sync.Cond // on mu: a session ended, the limit changed or Shutdown began
 	wg        sync.WaitGroup
 	warned    sync.Map // warnings already logged (warnOnce)
 }
@@ -180,7 +242,11 @@ func New(cfg Config) (*Server, error) {
 		listeners: map[net.Listener]struct{}{},
 		sessions:  map[*session]struct{}{},
 	}
+	s.slotFree = sync.NewCond(&s.mu)
 	s.cfg.Store(c)
+	if c.QueueMinFree > 0 && c.MessageSizeLimit > 0 && float64(c.QueueMinFree)/spaceMultiplier < float64(c.MessageSizeLimit) {
+		c.Log.Printf("smtpd", "warning: queue_minfree(%d) should be at least 1.5*message_size_limit(%d)", c.QueueMinFree, c.MessageSizeLimit)
+	}
 	return s, nil
 }
 
@@ -193,6 +259,7 @@ func (s *Server) SetConfig(cfg Config) error {
 		return err
 	}
 	s.cfg.Store(c)
+	s.slotFree.Broadcast() // the process limit may have grown
 	return nil
 }
 
@@ -214,9 +281,14 @@ func (s *Server) Serve(ln net.Listener) error {
 	}()
 
 	var backoff time.Duration
+	sl := &slots{}
 	for {
+		if !s.waitSlot(sl, ln) {
+			return ErrServerClosed
+		}
 		conn, err := ln.Accept()
 		if err != nil {
+			s.releaseSlot(sl)
 			s.mu.Lock()
 			closing := s.closing
 			s.mu.Unlock()
@@ -236,6 +308,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		if s.closing {
 			s.mu.Unlock()
 			conn.Close()
+			s.releaseSlot(sl)
 			return ErrServerClosed
 		}
 		sess := newSession(s, s.cfg.Load(), conn)
@@ -248,6 +321,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			s.mu.Lock()
 			delete(s.sessions, sess)
 			s.mu.Unlock()
+			s.releaseSlot(sl)
 		}()
 	}
 }
@@ -270,6 +344,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		ln.Close()
 	}
 	s.mu.Unlock()
+	s.slotFree.Broadcast() // Serve may wait for a free slot
 
 	done := make(chan struct{})
 	go func() {

@@ -56,6 +56,12 @@ type session struct {
 	junk       int
 	stats      map[string]*cmdStat
 
+	// The postmaster's transcript (notify.go).
+	history    []string // "In:  command" and "Out: reply" lines
+	errMask    errClass // classes of the errors since the last reset
+	classified bool     // the current command's error class is noted
+	reason     string   // why the session ended abnormally, for the notice
+
 	chk          checkState // UCE restriction state (restrict.go)
 	accessDenied bool       // client restrictions rejected at connect
 
@@ -118,6 +124,8 @@ func (s *session) serve() {
 	if reason != "" && !(reason == "lost connection" && s.where == "END-OF-MESSAGE") {
 		s.logf("%s after %s from %s", reason, s.where, s.namaddr())
 	}
+	s.reason = reason
+	s.chatReset(0)
 	s.logf("disconnect from %s%s", s.namaddr(), s.statsString())
 }
 
@@ -170,8 +178,14 @@ func (s *session) reply(format string, args ...any) {
 		s.bw.Flush()
 		time.Sleep(s.cfg.ErrorSleep)
 	}
-	fmt.Fprintf(s.bw, format, args...)
+	text := fmt.Sprintf(format, args...)
+	s.bw.WriteString(text)
 	s.bw.WriteString("\r\n")
+	if s.cfg.notifyMask != 0 {
+		for _, l := range strings.Split(text, "\r\n") {
+			s.chat("Out: ", l)
+		}
+	}
 }
 
 // flush sends queued replies. Postfix flushes only when the client has sent
@@ -189,6 +203,7 @@ func (s *session) loop() string {
 		// of the greeting, and every later command but QUIT is refused.
 		if rerr := s.checkConnect(); rerr != nil {
 			s.reply("%s", rerr.String())
+			s.errMask |= errPolicy
 			s.accessDenied = true
 			if s.chk.hangup {
 				return ""
@@ -201,6 +216,7 @@ func (s *session) loop() string {
 	}
 	for {
 		if s.errorCount >= s.cfg.HardErrorLimit {
+			s.errMask |= errProtocol
 			s.reply("421 4.7.0 %s Error: too many errors", s.cfg.Hostname)
 			return "too many errors"
 		}
@@ -274,6 +290,12 @@ func (s *session) readCommand() (string, error) {
 	l := string(line)
 	l = strings.TrimSuffix(l, "\n")
 	l = strings.TrimSuffix(l, "\r")
+	if s.cfg.notifyMask != 0 {
+		// Postfix's command buffer is a C string: the history shows it
+		// up to a NUL.
+		h, _, _ := strings.Cut(l, "\x00")
+		s.chat("In:  ", h)
+	}
 	return l, nil
 }
 
@@ -293,12 +315,15 @@ func (s *session) command(line string) error {
 	} else {
 		verb = line
 	}
+	s.classified = false
 	if strings.TrimSpace(verb) == "" {
+		s.fail(errProtocol)
 		s.reply("500 5.5.2 Error: bad syntax")
 		s.errorCount++
 		return nil
 	}
 	if !utf8.ValidString(line) {
+		s.fail(errProtocol)
 		s.reply("500 5.5.2 Error: bad UTF-8 syntax")
 		s.errorCount++
 		return nil
@@ -353,6 +378,7 @@ func (s *session) command(line string) error {
 	default:
 		s.where = "UNKNOWN"
 		s.count("unknown", false)
+		s.fail(errProtocol)
 		s.reply("500 5.5.2 Error: command not recognized")
 		s.errorCount++
 		return nil
@@ -362,6 +388,11 @@ func (s *session) command(line string) error {
 	s.count(cmd, ok)
 	if !ok {
 		s.errorCount++
+		if !s.classified {
+			// Postfix calls most refusals of a command protocol errors;
+			// the others note their class where they answer.
+			s.fail(errProtocol)
+		}
 	}
 	if junkCommands[cmd] {
 		s.junk++
@@ -420,6 +451,7 @@ func (s *session) hello(cmd, args string) (done, ok bool, err error) {
 			return true, ok, err
 		}
 	}
+	s.chatReset(s.cfg.HistoryFlushLimit)
 	s.resetTx()
 	s.helo = helo
 	return false, true, nil
@@ -458,6 +490,7 @@ func (s *session) cmdEhlo(args string) (bool, error) {
 
 func (s *session) cmdMail(args string) (bool, error) {
 	if s.cfg.HeloRequired && s.helo == "" {
+		s.fail(errPolicy)
 		s.reply("503 5.5.1 Error: send HELO/EHLO first")
 		return false, nil
 	}
@@ -492,6 +525,7 @@ func (s *session) cmdMail(args string) (bool, error) {
 			}
 			n, err := strconv.ParseInt(val, 10, 64)
 			if err != nil {
+				s.fail(errPolicy)
 				s.reply("552 5.3.4 Message size exceeds file system imposed limit")
 				return false, nil
 			}
@@ -518,6 +552,7 @@ func (s *session) cmdMail(args string) (bool, error) {
 		}
 	}
 	if s.cfg.MessageSizeLimit > 0 && size > s.cfg.MessageSizeLimit {
+		s.fail(errPolicy)
 		s.reject("MAIL", reply.New(552, "5.3.4", "Message size exceeds fixed limit"), sender, true, "")
 		return false, nil
 	}
@@ -526,6 +561,13 @@ func (s *session) cmdMail(args string) (bool, error) {
 			s.act = actions{} // side effects of a refused MAIL do not stay
 			return s.restrictionReply(rerr)
 		}
+	}
+	if rerr, warn := s.checkQueueSpace(); rerr != nil {
+		s.act = actions{}
+		s.fail(errResource)
+		s.reject("MAIL", rerr, sender, false, "")
+		warn()
+		return false, nil
 	}
 	s.inTx = true
 	s.sender = sender
@@ -591,7 +633,11 @@ func (s *session) cmdRcpt(args string) (bool, error) {
 		// Postfix forgives the first smtpd_recipient_overshoot_limit of
 		// these: a client may legitimately send more than we take.
 		s.overshoot++
-		return s.overshoot <= recipientOvershootMax, nil
+		if s.overshoot > recipientOvershootMax {
+			s.fail(errPolicy)
+			return false, nil
+		}
+		return true, nil
 	}
 	if rerr := s.checkRcpt(addr); rerr != nil {
 		return s.restrictionReply(rerr)
@@ -636,6 +682,7 @@ func (s *session) cmdRset(args string) (bool, error) {
 		s.reply("501 5.5.4 Syntax: RSET")
 		return false, nil
 	}
+	s.chatReset(s.cfg.HistoryFlushLimit)
 	s.resetTx()
 	s.reply("250 2.0.0 Ok")
 	return true, nil
@@ -684,6 +731,9 @@ func (s *session) cmdData(args string) (bool, error) {
 		if !s.inTx {
 			s.reply("503 5.5.1 Error: need RCPT command")
 		} else {
+			// Pipelining clients send DATA before they see their
+			// recipients refused: no protocol error.
+			s.fail(0)
 			s.reply("554 5.5.1 Error: no valid recipients")
 		}
 		return false, nil
@@ -725,14 +775,17 @@ func (s *session) cmdData(args string) (bool, error) {
 func (s *session) finishMessage(buf *spool.Buffer, tooBig bool, writeErr error, okReply func() string) (bool, error) {
 	s.where = "END-OF-MESSAGE"
 	defer s.resetTx()
+	defer s.chatReset(s.cfg.HistoryFlushLimit)
 	if tooBig {
 		// cleanup_strerror(CLEANUP_STAT_SIZE) in Postfix.
 		s.logf("warning: %s: queue file size limit exceeded", s.queueIDOr())
+		s.fail(errBounce)
 		s.reply("552 5.3.4 Error: message file too big")
 		return false, nil
 	}
 	if writeErr != nil {
 		s.logf("warning: %s: spool write error: %v", s.queueIDOr(), writeErr)
+		s.fail(errResource)
 		s.reply("451 4.3.0 Error: queue file write error")
 		return false, nil
 	}
@@ -761,15 +814,18 @@ func (s *session) finishMessage(buf *spool.Buffer, tooBig bool, writeErr error, 
 	}
 	if err := s.cfg.Submitter.Submit(s.srv.base, env, buf.Reader()); err != nil {
 		if rerr := reply.As(err); rerr != nil {
+			s.fail(classOf(rerr))
 			s.reply("%s", rerr.String())
 		} else {
 			s.logf("warning: %s: queue file write error: %v", s.queueID, err)
+			s.fail(errResource)
 			s.reply("451 4.3.0 Error: queue file write error")
 		}
 		return false, nil
 	}
 	// Like Postfix, forgive earlier client errors once a message got through.
 	s.errorCount = 0
+	s.errMask = 0
 	s.junk = 0
 	s.reply("%s", okReply())
 	return true, nil
@@ -861,6 +917,7 @@ func trimCR(b []byte) []byte {
 // restrictionReply sends a restriction's reply (already logged). A 421 or
 // 521 reply ends the session, as in Postfix.
 func (s *session) restrictionReply(rerr *reply.Error) (bool, error) {
+	s.fail(classOf(rerr))
 	s.reply("%s", rerr.String())
 	if s.chk.hangup {
 		s.chk.hangup = false
