@@ -69,6 +69,18 @@ type Store interface {
 	MessageGet(ctx context.Context, queueID string) (*Message, error)
 	// NextDue returns the earliest next_attempt_at among non-hold recipients (ok=false if none).
 	NextDue(ctx context.Context) (t time.Time, ok bool, err error)
+	// MessageDelayWarnedSet sets (or clears) a message's delay-warning mark. changed is true only for the
+	// call that flipped it, so of several nodes that see a message due for its warning one sends it; a
+	// node whose warning could not be sent clears the mark again. A missing message changes nothing.
+	MessageDelayWarnedSet(ctx context.Context, queueID string, warned bool) (changed bool, err error)
+	// DeadDestinationSet marks a destination dead until d.Until (inserting its row or replacing it), so
+	// that every node defers its mail without trying it.
+	DeadDestinationSet(ctx context.Context, d DeadDestination) error
+	// DeadDestinationList returns every mark, those whose Until has passed included: a node probes such
+	// a destination with one delivery before it trusts it again.
+	DeadDestinationList(ctx context.Context) ([]DeadDestination, error)
+	// DeadDestinationDelete removes a destination's mark (a delivery there worked); none is no error.
+	DeadDestinationDelete(ctx context.Context, transport, nexthop string) error
 	// Dialect is "postgres", "mysql" or "sqlite".
 	Dialect() string
 	Close() error
@@ -141,6 +153,21 @@ type ClaimedRecipient struct {
 	NRcpt     int
 	MessageID string
 	Filter    string // content filter, "transport:nexthop"; "" = none
+	// ExpireForced: postsuper -e/-f marked the message; it is returned to its sender at this attempt.
+	ExpireForced bool
+	// DelayWarned: the sender was sent its delay warning (delay_warning_time) already.
+	DelayWarned bool
+}
+
+// DeadDestination is a destination (transport and next hop, Postfix's per-destination queue) that
+// failed as a whole: its mail is deferred with Reason ("delivery temporarily suspended: …") and DSN
+// until Until.
+type DeadDestination struct {
+	Transport string
+	Nexthop   string
+	Until     time.Time
+	DSN       string // 4.X.Y of the failure that killed it
+	Reason    string
 }
 
 // Deferral is one recipient's failed attempt.

@@ -134,6 +134,9 @@ func postqueueMain(prog, dir string, args []string, stdout, stderr io.Writer) in
 		// The flush makes the work due now; PostgreSQL nodes are woken at once, the others find it at
 		// their next poll.
 		_, err = e.admin.RecipientsFlush(ctx, flush)
+		if err == nil && mode != "i" {
+			err = e.reviveDead(ctx, flush.Site)
+		}
 	}
 	if err != nil {
 		return queueFatal(stderr, prog, err)
@@ -153,6 +156,26 @@ func mailqMain(dir string, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return postqueueMain("mailq", dir, []string{"-p"}, stdout, stderr)
+}
+
+// reviveDead ends the suspension of dead destinations (all, or those whose next hop is site), as a
+// Postfix flush makes qmgr forget them: each node probes them again at its next claim. The mark is
+// set to expire now rather than deleted, so that the node that set it also drops its own copy.
+func (e *queueEnv) reviveDead(ctx context.Context, site string) error {
+	marks, err := e.st.DeadDestinationList(ctx)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	for _, m := range marks {
+		if (site == "" || strings.EqualFold(m.Nexthop, site)) && m.Until.After(now) {
+			m.Until = now
+			if err := e.st.DeadDestinationSet(ctx, m); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // list writes the queue as Postfix's showq_compat (mailq) or showq_json (postqueue -j) does, streaming.

@@ -272,7 +272,9 @@ func TestRelayThroughSink(t *testing.T) {
 		const m = 10
 		peers.RunSource(t, d.addr, "-s", "2", "-m", fmt.Sprint(m), "-l", "500",
 			"-f", "sender@example.org", "-t", "later@example.net")
-		deferred := regexp.MustCompile(`smtp\[\d+\]: ([0-9A-F]+): to=<later@example\.net>, relay=none, delay=[\d.]+, delays=[\d./]+, dsn=4\.4\.1, status=deferred \(connect to 127\.0\.0\.1\[127\.0\.0\.1\]:\d+: Connection refused\)`)
+		// After a few refused connections the destination is dead: the rest are
+		// deferred by the retry service (error(8)) with Postfix's suspension text.
+		deferred := regexp.MustCompile(`(?:smtp|error)\[\d+\]: ([0-9A-F]+): to=<later@example\.net>, relay=none, delay=[\d.]+, delays=[\d./]+, dsn=4\.4\.1, status=deferred \((?:delivery temporarily suspended: )?connect to 127\.0\.0\.1\[127\.0\.0\.1\]:\d+: Connection refused\)`)
 		var ids []string
 		peers.WaitFor(t, 60*time.Second, func() bool {
 			ids = uniqueIDs(deferred.FindAllStringSubmatch(d.maillog(), -1))

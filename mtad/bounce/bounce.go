@@ -1,12 +1,15 @@
-// Package bounce returns undeliverable mail to its sender as an RFC 3464
-// delivery status notification laid out the way Postfix's bounce(8) lays it
-// out (reference §10), and enqueues it through cleanup like any other mail.
+// Package bounce is Postfix's bounce(8) and defer(8): it returns undeliverable
+// mail to its sender, warns senders of delayed mail, and sends the postmaster
+// the copies notify_classes asks for. Every notice is an RFC 3464 delivery
+// status notification laid out the way Postfix lays it out (reference §10),
+// enqueued through cleanup like any other mail.
 package bounce
 
 import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -24,21 +27,62 @@ type Submitter interface {
 	Submit(ctx context.Context, env *envelope.Envelope, content io.Reader) error
 }
 
-// Bouncer builds and enqueues non-delivery notices. It implements qmgr.Bouncer.
+// Bouncer builds and enqueues delivery status notices. It implements
+// qmgr.Bouncer and qmgr.DelayWarner.
 type Bouncer struct {
-	Hostname        string // myhostname
-	SizeLimit       int64  // bounce_size_limit: a larger original is returned as headers only
-	MaxLifetimeDays int    // for the text of expiry notices
-	Store           store.Store
-	Submit          Submitter
-	Log             *maillog.Logger
-	Now             func() time.Time
+	Hostname  string // myhostname
+	SizeLimit int64  // bounce_size_limit: a larger original is returned as headers only
+	// MaxQueueLifetime (maximal_queue_lifetime) and DelayWarningTime
+	// (delay_warning_time) go into the text of delay warnings and their
+	// Will-Retry-Until field.
+	MaxQueueLifetime time.Duration
+	DelayWarningTime time.Duration
+	// NotifyClasses is notify_classes: "bounce", "2bounce" and "delay" send
+	// the postmaster copies below.
+	NotifyClasses []string
+	// Where postmaster copies go: bounce_notice_recipient (copies of
+	// bounces), 2bounce_notice_recipient (bounces that cannot be delivered)
+	// and delay_notice_recipient (copies of delay warnings).
+	BounceNoticeRecipient    string
+	TwoBounceNoticeRecipient string
+	DelayNoticeRecipient     string
+	// DoubleBounceSender (double_bounce_sender) is the envelope sender of
+	// postmaster copies; a notice to it is discarded, never sent.
+	DoubleBounceSender string
+	Store              store.Store
+	Submit             Submitter
+	Log                *maillog.Logger
+	Now                func() time.Time
 }
 
-// Bounce sends one notice per message for the given recipients. A bounce of
-// a bounce (null sender) is dropped with a log line, as Postfix does when
-// notify_classes lacks "2bounce".
+// kind is which report a notice is: Postfix's failure or delay template.
+type kind int
+
+const (
+	failure kind = iota
+	delay
+)
+
+// Bounce returns the recipients, grouped per message, to their senders. It
+// is Postfix's bounce_notify_service: the sender gets a notice listing the
+// recipients whose NOTIFY asks for failures (or that have none); with
+// notify_classes "bounce" the postmaster gets a copy with the headers of the
+// original; a bounce of a bounce (null sender) goes to the postmaster when
+// notify_classes has "bounce" or "2bounce" and is dropped otherwise.
 func (b *Bouncer) Bounce(ctx context.Context, rcpts []store.ClaimedRecipient, results []transport.Result) error {
+	return b.each(ctx, failure, rcpts, results)
+}
+
+// DelayWarn tells senders that mail is delayed, grouped per message: Postfix's
+// defer(8) warning at delay_warning_time, for recipients whose NOTIFY asks for
+// delays (or that have none), with a copy to the postmaster when
+// notify_classes has "delay". Delayed mail with the null sender warns only
+// the postmaster, and only then.
+func (b *Bouncer) DelayWarn(ctx context.Context, rcpts []store.ClaimedRecipient, results []transport.Result) error {
+	return b.each(ctx, delay, rcpts, results)
+}
+
+func (b *Bouncer) each(ctx context.Context, k kind, rcpts []store.ClaimedRecipient, results []transport.Result) error {
 	type group struct {
 		rcpts   []store.ClaimedRecipient
 		results []transport.Result
@@ -55,110 +99,239 @@ func (b *Bouncer) Bounce(ctx context.Context, rcpts []store.ClaimedRecipient, re
 		g.rcpts = append(g.rcpts, r)
 		g.results = append(g.results, results[i])
 	}
+	var errs []error
 	for _, id := range order {
 		g := groups[id]
-		if g.rcpts[0].Sender == "" {
-			b.Log.Printf("bounce", "%s: postmaster non-delivery notification discarded (null sender)", id)
-			continue
+		if err := b.notify(ctx, k, g.rcpts, g.results); err != nil {
+			errs = append(errs, fmt.Errorf("%s %s: %w", k.noun(), id, err))
 		}
-		if err := b.one(ctx, g.rcpts, g.results); err != nil {
-			return fmt.Errorf("bounce %s: %w", id, err)
+	}
+	return errors.Join(errs...)
+}
+
+func (k kind) noun() string {
+	if k == delay {
+		return "delay warning"
+	}
+	return "bounce"
+}
+
+// notice is one message to write: to whom, from whom, which recipients.
+type notice struct {
+	kind        kind
+	postmaster  bool // a postmaster copy: its own subject, no boilerplate
+	from, to    string
+	rcpts       []store.ClaimedRecipient
+	results     []transport.Result
+	headersOnly bool
+	what        string // for the log: "sender non-delivery notification", …
+}
+
+// notify sends the notices about one message's recipients.
+func (b *Bouncer) notify(ctx context.Context, k kind, rcpts []store.ClaimedRecipient, results []transport.Result) error {
+	first := rcpts[0]
+	if b.isDoubleBounce(first.Sender) {
+		// A postmaster copy that failed: never a triple bounce.
+		b.Log.Printf("bounce", "warning: %s: undeliverable postmaster notification discarded", first.QueueID)
+		return nil
+	}
+	msg, err := b.Store.MessageGet(ctx, first.QueueID)
+	if err != nil {
+		return err
+	}
+	tooBig := b.SizeLimit > 0 && msg.Size > b.SizeLimit
+	copyClass, copyTo, pmWhat, senderWhat := "bounce", b.BounceNoticeRecipient, "postmaster non-delivery notification", "sender non-delivery notification"
+	if k == delay {
+		copyClass, copyTo, pmWhat, senderWhat = "delay", b.DelayNoticeRecipient, "postmaster delay notification", "sender delay notification"
+	}
+	if first.Sender == "" {
+		// Postfix's double bounce: every recipient, the whole original
+		// (a delay warning: its headers), to the postmaster.
+		switch {
+		case k == failure && (b.notifies("bounce") || b.notifies("2bounce")):
+			copyTo = b.TwoBounceNoticeRecipient
+		case k == delay && b.notifies("delay"):
+		default:
+			return nil
+		}
+		return b.send(ctx, msg, notice{kind: k, postmaster: true, from: b.doubleBounce(), to: or(copyTo, "postmaster"),
+			rcpts: rcpts, results: results, headersOnly: k == delay || tooBig, what: pmWhat})
+	}
+	event := "FAILURE"
+	if k == delay {
+		event = "DELAY"
+	}
+	var sel []store.ClaimedRecipient
+	var selRes []transport.Result
+	for i, r := range rcpts {
+		if wants(r.Notify, event) {
+			sel = append(sel, r)
+			selRes = append(selRes, results[i])
+		}
+	}
+	if len(sel) > 0 {
+		headersOnly := k == delay || strings.EqualFold(msg.Ret, "HDRS") || tooBig
+		if err := b.send(ctx, msg, notice{kind: k, from: "", to: first.Sender, rcpts: sel, results: selRes,
+			headersOnly: headersOnly, what: senderWhat}); err != nil {
+			return err
+		}
+	}
+	if b.notifies(copyClass) {
+		// Not critical: a failed copy is logged, and the sender's notice
+		// stands.
+		err := b.send(ctx, msg, notice{kind: k, postmaster: true, from: b.doubleBounce(), to: or(copyTo, "postmaster"),
+			rcpts: rcpts, results: results, headersOnly: true, what: pmWhat})
+		if err != nil {
+			b.Log.Printf("bounce", "warning: %s: postmaster notice failed while bouncing to %s: %v", first.QueueID, first.Sender, err)
 		}
 	}
 	return nil
 }
 
-func (b *Bouncer) one(ctx context.Context, rcpts []store.ClaimedRecipient, results []transport.Result) error {
+// send writes one notice and submits it to cleanup.
+func (b *Bouncer) send(ctx context.Context, msg *store.Message, n notice) error {
 	now := time.Now()
 	if b.Now != nil {
 		now = b.Now()
 	}
-	first := rcpts[0]
 	newID := queueid.New()
-	boundary := fmt.Sprintf("%s.%d/%s", first.QueueID, now.Unix(), b.Hostname)
+	head := b.report(msg, n, now, newID)
+	content, err := b.Store.ContentOpen(ctx, msg.QueueID)
+	if err != nil {
+		return err
+	}
+	defer content.Close()
+	var orig io.Reader = content
+	if n.headersOnly {
+		orig = headerBlock(content)
+	}
+	tail := fmt.Sprintf("\r\n--%s--\r\n", boundary(msg.QueueID, now, b.Hostname))
+	env := &envelope.Envelope{
+		QueueID:    newID,
+		Sender:     n.from,
+		Recipients: []envelope.Recipient{{Address: n.to, Orig: n.to}},
+		Arrival:    now,
+		Internal:   true, // no always_bcc or bcc maps on a notice
+	}
+	if err := b.Submit.Submit(ctx, env, io.MultiReader(bytes.NewReader(head), orig, strings.NewReader(tail))); err != nil {
+		return err
+	}
+	b.Log.Printf("bounce", "%s: %s: %s", msg.QueueID, n.what, env.QueueID)
+	return nil
+}
+
+func boundary(queueID string, now time.Time, hostname string) string {
+	return fmt.Sprintf("%s.%d/%s", queueID, now.Unix(), hostname)
+}
+
+// mailDate is Postfix's mail_date: RFC 5322 with the zone name in a comment.
+const mailDate = "Mon, _2 Jan 2006 15:04:05 -0700 (MST)"
+
+// report is everything up to the original message's content: headers, the
+// notification, the delivery report and the head of the third part (with
+// its Return-Path line).
+func (b *Bouncer) report(msg *store.Message, n notice, now time.Time, newID string) []byte {
+	bound := boundary(msg.QueueID, now, b.Hostname)
 	var m bytes.Buffer
 	w := func(format string, args ...any) { fmt.Fprintf(&m, format+"\r\n", args...) }
-	w("From: Mail Delivery System <MAILER-DAEMON@%s>", b.Hostname)
-	w("Subject: Undelivered Mail Returned to Sender")
-	w("To: %s", first.Sender)
-	if first.MessageID != "" {
-		w("References: %s", first.MessageID)
-		w("In-Reply-To: %s", first.MessageID)
+	wrap := func(s string) {
+		for _, line := range lineWrap(s, 79, 4) {
+			w("%s", line)
+		}
 	}
-	w("Auto-Submitted: auto-replied")
+	subject := "Undelivered Mail Returned to Sender"
+	switch {
+	case n.kind == failure && n.postmaster:
+		subject = "Postmaster Copy: Undelivered Mail"
+	case n.kind == delay && n.postmaster:
+		subject = "Postmaster Warning: Delayed Mail"
+	case n.kind == delay:
+		subject = "Delayed Mail (still being retried)"
+	}
+	w("From: Mail Delivery System <MAILER-DAEMON@%s>", b.Hostname)
+	w("Subject: %s", subject)
+	w("To: %s", n.to)
+	if msg.MessageID != "" {
+		w("References: %s", msg.MessageID)
+		w("In-Reply-To: %s", msg.MessageID)
+	}
+	if n.postmaster {
+		w("Auto-Submitted: auto-generated")
+	} else {
+		w("Auto-Submitted: auto-replied")
+	}
 	w("MIME-Version: 1.0")
-	w("Content-Type: multipart/report; report-type=delivery-status;\r\n\tboundary=\"%s\"", boundary)
+	w("Content-Type: multipart/report; report-type=delivery-status;\r\n\tboundary=\"%s\"", bound)
 	w("Content-Transfer-Encoding: 8bit")
 	w("Message-Id: <%s.%s@%s>", now.UTC().Format("20060102150405"), newID, b.Hostname)
 	w("")
 	w("This is a MIME-encapsulated message.")
 	w("")
-	w("--%s", boundary)
+	w("--%s", bound)
 	w("Content-Description: Notification")
 	w("Content-Type: text/plain; charset=us-ascii")
 	w("")
-	w("This is the mail system at host %s.", b.Hostname)
-	w("")
-	w("I'm sorry to have to inform you that your message could not")
-	w("be delivered to one or more recipients. It's attached below.")
-	w("")
-	w("For further assistance, please send mail to postmaster.")
-	w("")
-	w("If you do so, please include this problem report. You can")
-	w("delete your own text from the attached returned message.")
-	w("")
-	w("                   The mail system")
-	w("")
-	for i, r := range rcpts {
-		line := "<" + r.Address + ">"
-		if r.Orig != "" && !strings.EqualFold(r.Orig, r.Address) {
-			line += " (expanded from <" + r.Orig + ">)"
+	if !n.postmaster {
+		// Postmaster copies carry no boilerplate (bounce_notify_service.c).
+		for _, line := range b.boilerplate(n.kind) {
+			w("%s", line)
 		}
-		w("%s: %s", line, results[i].Text)
+	}
+	for i, r := range n.rcpts {
+		w("")
+		if orig := expandedFrom(r); orig != "" {
+			wrap(fmt.Sprintf("<%s> (expanded from <%s>): %s", r.Address, orig, n.results[i].Text))
+		} else {
+			wrap(fmt.Sprintf("<%s>: %s", r.Address, n.results[i].Text))
+		}
 	}
 	w("")
-	w("--%s", boundary)
+	w("--%s", bound)
 	w("Content-Description: Delivery report")
 	w("Content-Type: message/delivery-status")
 	w("")
 	w("Reporting-MTA: dns; %s", b.Hostname)
-	w("X-Postfix-Queue-ID: %s", first.QueueID)
-	w("X-Postfix-Sender: rfc822; %s", first.Sender)
-	w("Arrival-Date: %s", first.Arrival.Local().Format("Mon, _2 Jan 2006 15:04:05 -0700 (MST)"))
-	for i, r := range rcpts {
-		res := results[i]
+	if msg.EnvID != "" {
+		w("Original-Envelope-Id: %s", msg.EnvID)
+	}
+	w("X-Postfix-Queue-ID: %s", msg.QueueID)
+	if msg.Sender != "" {
+		w("X-Postfix-Sender: rfc822; %s", msg.Sender)
+	}
+	w("Arrival-Date: %s", msg.Arrival.Local().Format(mailDate))
+	for i, r := range n.rcpts {
+		res := n.results[i]
 		w("")
 		w("Final-Recipient: rfc822; %s", r.Address)
-		if r.ORCPT != "" {
+		switch {
+		case r.ORCPT != "":
 			w("Original-Recipient: %s", r.ORCPT)
-		} else {
-			orig := r.Orig
-			if orig == "" {
-				orig = r.Address
-			}
-			w("Original-Recipient: rfc822;%s", orig)
+		case r.Orig != "":
+			w("Original-Recipient: rfc822; %s", r.Orig)
+		default:
+			w("Original-Recipient: rfc822; %s", r.Address)
 		}
-		w("Action: failed")
-		dsn := res.DSN
-		if dsn == "" || dsn[0] != '5' {
-			dsn = "5" + strings.TrimLeft(dsn, "0123456789")
-			if dsn == "5" {
-				dsn = "5.0.0"
-			}
+		action := "failed"
+		if n.kind == delay {
+			action = "delayed"
 		}
-		w("Status: %s", dsn)
+		w("Action: %s", action)
+		// The status as the delivery agent reported it: an expired
+		// message's recipients keep their 4.X.Y, as in Postfix.
+		w("Status: %s", status(res.DSN, n.kind))
 		if host, said, ok := remoteDiagnostic(res.Text); ok {
-			w("Remote-MTA: dns; %s", host)
-			w("Diagnostic-Code: smtp; %s", said)
+			wrap("Remote-MTA: dns; " + host)
+			wrap("Diagnostic-Code: smtp; " + said)
 		} else {
-			w("Diagnostic-Code: X-Postfix; %s", res.Text)
+			wrap("Diagnostic-Code: X-Postfix; " + res.Text)
+		}
+		if n.kind == delay {
+			w("Will-Retry-Until: %s", msg.Arrival.Add(b.MaxQueueLifetime).Local().Format(mailDate))
 		}
 	}
 	w("")
-	w("--%s", boundary)
-
-	headersOnly := b.SizeLimit > 0 && first.Size > b.SizeLimit
-	if headersOnly {
+	w("--%s", bound)
+	if n.headersOnly {
 		w("Content-Description: Undelivered Message Headers")
 		w("Content-Type: text/rfc822-headers")
 	} else {
@@ -166,30 +339,134 @@ func (b *Bouncer) one(ctx context.Context, rcpts []store.ClaimedRecipient, resul
 		w("Content-Type: message/rfc822")
 	}
 	w("")
-	w("Return-Path: <%s>", first.Sender)
-	tail := fmt.Sprintf("\r\n--%s--\r\n", boundary)
+	w("Return-Path: <%s>", msg.Sender)
+	return m.Bytes()
+}
 
-	content, err := b.Store.ContentOpen(ctx, first.QueueID)
-	if err != nil {
-		return err
+// boilerplate is the text of Postfix's built-in failure and delay templates
+// (bounce_templates.c), $name expanded as bounce_template.c does: a time
+// parameter with a _hours or _days suffix is its value in that unit,
+// rounded down.
+func (b *Bouncer) boilerplate(k kind) []string {
+	lines := []string{"This is the mail system at host " + b.Hostname + ".", ""}
+	if k == failure {
+		lines = append(lines,
+			"I'm sorry to have to inform you that your message could not",
+			"be delivered to one or more recipients. It's attached below.")
+	} else {
+		lines = append(lines,
+			"####################################################################",
+			"# THIS IS A WARNING ONLY.  YOU DO NOT NEED TO RESEND YOUR MESSAGE. #",
+			"####################################################################",
+			"",
+			fmt.Sprintf("Your message could not be delivered for more than %d hour(s).", int64(b.DelayWarningTime/time.Hour)),
+			fmt.Sprintf("It will be retried until it is %d day(s) old.", int64(b.MaxQueueLifetime/(24*time.Hour))))
 	}
-	defer content.Close()
-	var orig io.Reader = content
-	if headersOnly {
-		orig = headerBlock(content)
+	return append(lines,
+		"",
+		"For further assistance, please send mail to postmaster.",
+		"",
+		"If you do so, please include this problem report. You can",
+		"delete your own text from the attached returned message.",
+		"",
+		"                   The mail system")
+}
+
+// status is the Status field: the agent's code, or a generic one of the
+// report's class when it gave none.
+func status(dsn string, k kind) string {
+	if dsn != "" {
+		return dsn
 	}
-	env := &envelope.Envelope{
-		QueueID:    newID,
-		Sender:     "",
-		Recipients: []envelope.Recipient{{Address: first.Sender, Orig: first.Sender}},
-		Arrival:    now,
-		Internal:   true, // no always_bcc or bcc maps on a bounce
+	if k == delay {
+		return "4.0.0"
 	}
-	if err := b.Submit.Submit(ctx, env, io.MultiReader(&m, orig, strings.NewReader(tail))); err != nil {
-		return err
+	return "5.0.0"
+}
+
+// expandedFrom is the original address a recipient was expanded from, when
+// it differs from the recipient ("" otherwise).
+func expandedFrom(r store.ClaimedRecipient) string {
+	if r.Orig != "" && !strings.EqualFold(r.Orig, r.Address) {
+		return r.Orig
 	}
-	b.Log.Printf("bounce", "%s: sender non-delivery notification: %s", first.QueueID, env.QueueID)
-	return nil
+	return ""
+}
+
+// wants reports whether DSN NOTIFY asks for event ("FAILURE", "DELAY"): no
+// NOTIFY means FAILURE and DELAY (RFC 3461 §4.1, Postfix's compatibility
+// default), NEVER means nothing.
+func wants(notify, event string) bool {
+	if notify == "" {
+		return true
+	}
+	for _, kw := range strings.Split(notify, ",") {
+		if strings.EqualFold(strings.TrimSpace(kw), event) {
+			return true
+		}
+	}
+	return false
+}
+
+// notifies reports whether notify_classes holds class.
+func (b *Bouncer) notifies(class string) bool {
+	for _, c := range b.NotifyClasses {
+		if strings.EqualFold(strings.TrimSpace(c), class) {
+			return true
+		}
+	}
+	return false
+}
+
+func (b *Bouncer) doubleBounce() string { return or(b.DoubleBounceSender, "double-bounce") }
+
+// isDoubleBounce reports whether addr is double_bounce_sender, qualified or
+// not (cleanup qualifies it with myorigin).
+func (b *Bouncer) isDoubleBounce(addr string) bool {
+	if addr == "" {
+		return false
+	}
+	local := addr
+	if i := strings.LastIndexByte(addr, '@'); i >= 0 {
+		local = addr[:i]
+	}
+	return strings.EqualFold(local, b.doubleBounce())
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// lineWrap is Postfix's line_wrap as bounce_print_wrap calls it: lines of at
+// most width columns, broken at blanks; continuation lines are indented by
+// indent, and a word longer than a line is left whole.
+func lineWrap(s string, width, indent int) []string {
+	var out []string
+	cur := 0 // the current line's indent
+	for {
+		room := width - cur
+		if len(s) <= room {
+			break
+		}
+		// The last blank at or before room, else the first after it.
+		cut := strings.LastIndexAny(s[:room+1], " \t")
+		if cut <= 0 {
+			cut = strings.IndexAny(s, " \t")
+			if cut < 0 {
+				break
+			}
+		}
+		out = append(out, strings.Repeat(" ", cur)+strings.TrimRight(s[:cut], " \t"))
+		s = strings.TrimLeft(s[cut:], " \t")
+		if s == "" {
+			return out
+		}
+		cur = min(indent, width/2)
+	}
+	return append(out, strings.Repeat(" ", cur)+strings.TrimRight(s, " \t"))
 }
 
 // remoteDiagnostic picks the host and reply out of Postfix's wording

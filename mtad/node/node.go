@@ -30,6 +30,7 @@ import (
 	"sqlmta/mtad/smtpd"
 	"sqlmta/mtad/transport"
 	"sqlmta/mtad/transport/lmtp"
+	"sqlmta/mtad/transport/pipe"
 	smtptransport "sqlmta/mtad/transport/smtp"
 	"sqlmta/store"
 	"sqlmta/store/open"
@@ -236,12 +237,31 @@ func (n *Node) build() error {
 	n.lmtpTr = addTransports(cfg, transports, &errs)
 	n.addDelivery(cfg, res, transports, &errs)
 	b := &bounce.Bouncer{
-		Hostname:  hostname,
-		SizeLimit: size("bounce_size_limit"),
-		Store:     n.st,
-		Submit:    n.cleanup,
-		Log:       n.log,
+		Hostname:                 hostname,
+		SizeLimit:                size("bounce_size_limit"),
+		MaxQueueLifetime:         dur("maximal_queue_lifetime"),
+		DelayWarningTime:         dur("delay_warning_time"),
+		NotifyClasses:            cfg.List("notify_classes"),
+		BounceNoticeRecipient:    get("bounce_notice_recipient"),
+		TwoBounceNoticeRecipient: get("2bounce_notice_recipient"),
+		DelayNoticeRecipient:     get("delay_notice_recipient"),
+		DoubleBounceSender:       get("double_bounce_sender"),
+		Store:                    n.st,
+		Submit:                   n.cleanup,
+		Log:                      n.log,
 	}
+	names := make([]string, 0, len(transports))
+	// Delivery lines carry master.cf's command name, and the relay service's
+	// syslog_name = postfix/$service_name of the stock master.cf.
+	logNames := map[string]string{rewrite.RetryTransport: "error", "relay": "relay/smtp"}
+	for name, tr := range transports {
+		names = append(names, name)
+		if _, ok := tr.(*pipe.Transport); ok {
+			logNames[name] = "pipe"
+		}
+	}
+	limits, err := qmgr.ConfigLimits(cfg, names)
+	errs = append(errs, err)
 	n.qmgr = qmgr.New(qmgr.Config{
 		Owner:            nodeName(hostname),
 		BatchSize:        num("qmgr_claim_batch_size"),
@@ -253,6 +273,13 @@ func (n *Node) build() error {
 		ProcessLimit:     num("default_process_limit"),
 		DestConcurrency:  num("default_destination_concurrency_limit"),
 		RecipientLimit:   num("default_destination_recipient_limit"),
+		ActiveLimit:      num("qmgr_message_active_limit"),
+		Limits:           limits,
+		DeferTransports:  cfg.List("defer_transports"),
+		LogNames:         logNames,
+
+		BounceQueueLifetime: dur("bounce_queue_lifetime"),
+		DelayWarning:        dur("delay_warning_time"),
 	}, n.st, res.Resolve, transports, n.log, b)
 	n.cleanup.Enqueued = n.qmgr.Wake
 
@@ -269,6 +296,9 @@ func (n *Node) build() error {
 		if err != nil {
 			return fmt.Errorf("service %s: %w", svc.Name, err)
 		}
+		if err := serviceLimits(&scfg, cfg, svc); err != nil {
+			return err
+		}
 		srv, err := smtpd.New(scfg)
 		if err != nil {
 			return fmt.Errorf("service %s: %w", svc.Name, err)
@@ -276,6 +306,20 @@ func (n *Node) build() error {
 		n.servers = append(n.servers, srv)
 	}
 	return errors.Join(errs...)
+}
+
+// serviceLimits sets what master(8) decides for a service: its name and
+// its process limit. master.cf's maxproc "-" means main.cf's
+// default_process_limit, which a service's -o cannot change.
+// TODO: a numeric maxproc column, once config.Service carries it.
+func serviceLimits(c *smtpd.Config, mainCf *config.Config, svc config.Service) error {
+	c.ServiceName = svc.Name
+	n, err := mainCf.Int("default_process_limit")
+	if err != nil {
+		return fmt.Errorf("service %s: %w", svc.Name, err)
+	}
+	c.ProcessLimit = n
+	return nil
 }
 
 // myNetworks is mynetworks as cleanup's permit_mynetworks needs it.
@@ -379,8 +423,18 @@ func (n *Node) smtpdConfig(cfg *config.Config, res *rewrite.Resolver, maps *mapo
 		// content_filter and local_header_rewrite_clients are smtpd's to
 		// pass to cleanup, so a service's -o overrides count.
 		Submitter: n.cleanup.Service(cfg.Get("content_filter"), append([]string{}, cfg.List("local_header_rewrite_clients")...)),
+		// Postfix's notices skip content_filter (internal_mail_filter_classes is empty).
+		Notify:               n.cleanup.Service("", nil),
+		NotifyClasses:        cfg.List("notify_classes"),
+		ErrorNoticeRecipient: cfg.Get("error_notice_recipient"),
+		DoubleBounceSender:   cfg.Get("double_bounce_sender"),
+		MailName:             cfg.Get("mail_name"),
 	}
 	var err error
+	c.QueueMinFree, err = cfg.Size("queue_minfree")
+	must(err)
+	c.HistoryFlushLimit, err = cfg.Int("smtpd_history_flush_threshold")
+	must(err)
 	c.MessageSizeLimit, err = cfg.Size("message_size_limit")
 	must(err)
 	c.RecipientLimit, err = cfg.Int("smtpd_recipient_limit")
@@ -501,6 +555,9 @@ func (n *Node) Reload() error {
 	var cfgs []smtpd.Config
 	for _, svc := range n.services {
 		c, err := n.smtpdConfig(cfg.With(svc.Overrides), res, maps)
+		if err == nil {
+			err = serviceLimits(&c, cfg, svc)
+		}
 		if err != nil {
 			maps.Close()
 			return fmt.Errorf("service %s: %w", svc.Name, err)

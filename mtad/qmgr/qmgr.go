@@ -31,9 +31,33 @@ type Config struct {
 	MaxBackoff       time.Duration // maximal_backoff_time
 	MaxQueueLifetime time.Duration // maximal_queue_lifetime
 	ProcessLimit     int           // default_process_limit: deliveries at once (running or waiting for their destination)
-	DestConcurrency  int           // default_destination_concurrency_limit
-	RecipientLimit   int           // default_destination_recipient_limit: recipients per delivery
-	DrainTimeout     time.Duration // how long a stopping node lets running deliveries finish
+	ActiveLimit      int           // qmgr_message_active_limit: most claimed recipients in memory
+	DestConcurrency  int           // default_destination_concurrency_limit (when Limits is nil)
+	RecipientLimit   int           // default_destination_recipient_limit: recipients per delivery (when Limits is nil)
+	// Limits returns a transport's scheduling parameters (slow start,
+	// feedback, dead destinations, recipients per delivery). Nil: Postfix's
+	// defaults with DestConcurrency and RecipientLimit.
+	Limits          func(transport string) Limits
+	DeferTransports []string      // defer_transports: deferred without a delivery attempt
+	DrainTimeout    time.Duration // how long a stopping node lets running deliveries finish
+	// BounceQueueLifetime (bounce_queue_lifetime) replaces MaxQueueLifetime
+	// for null-sender mail; 0 means the same as MaxQueueLifetime.
+	BounceQueueLifetime time.Duration
+	// DelayWarning is delay_warning_time (0: no warnings); see DelayWarner.
+	DelayWarning time.Duration
+	// LogNames maps a transport to the name its delivery lines are logged
+	// under when that is not the transport's own (master.cf's command and
+	// syslog_name: retry → error, pipe services → pipe, relay → relay/smtp).
+	LogNames map[string]string
+}
+
+// limits returns the scheduling parameters of transport t.
+func (c *Config) limits(t string) Limits {
+	if c.Limits != nil {
+		return c.Limits(t)
+	}
+	return Limits{Concurrency: c.DestConcurrency, Initial: 5, Recipients: c.RecipientLimit, FailedCohortLimit: 1,
+		Positive: Feedback{Base: 1}, Negative: Feedback{Base: 1}}
 }
 
 // Bouncer returns undeliverable mail to its sender. It must have made the
@@ -60,23 +84,29 @@ type Qmgr struct {
 	// them renewed; true while the delivery waits or runs, false while its
 	// outcome is being written (a row gone then is no takeover).
 	held     map[int64]bool
-	slots    int              // claimed deliveries not yet finished (running or pending)
-	dests    map[string]*dest // per-destination concurrency
+	slots    int                 // claimed deliveries not yet finished (running or pending)
+	dests    map[string]*dest    // per-destination queues, while they have work
+	dead     map[string]deadMark // dead destinations (shared through the store)
 	slotFree chan struct{}
 
 	done    chan outcome
 	running sync.WaitGroup
 }
 
+// dest is one destination's queue (Postfix's per-destination queue): its
+// concurrency window, running deliveries and deliveries waiting for a place.
 type dest struct {
+	w       window
 	active  int
 	pending []*job
+	idle    time.Time // when it last ran out of work, kept for its failures
 }
 
 // job is one delivery: recipients of one message for one transport+nexthop.
 type job struct {
 	transport string
-	destKey   string
+	queue     string // the destination's name: the nexthop, or the recipient when the recipient limit is 1
+	destKey   string // queueKey(transport, queue)
 	rcpts     []store.ClaimedRecipient
 	delivery  *transport.Delivery
 	claimedAt time.Time
@@ -105,6 +135,9 @@ func New(cfg Config, st store.Store, resolve func(string) rewrite.Result, transp
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = time.Second
 	}
+	if cfg.ActiveLimit <= 0 {
+		cfg.ActiveLimit = 20000
+	}
 	if cfg.Lease <= 0 {
 		cfg.Lease = 300 * time.Second
 	}
@@ -117,6 +150,7 @@ func New(cfg Config, st store.Store, resolve func(string) rewrite.Result, transp
 		wake:     make(chan struct{}, 1),
 		slotFree: make(chan struct{}, 1),
 		dests:    map[string]*dest{},
+		dead:     map[string]deadMark{},
 		held:     map[int64]bool{},
 		done:     make(chan outcome, 1024),
 	}
@@ -161,8 +195,11 @@ func (q *Qmgr) Run(ctx context.Context) error {
 	for ctx.Err() == nil {
 		free := q.freeSlots()
 		if free == 0 {
+			// A finished delivery frees a slot at once; recorded outcomes
+			// free room under ActiveLimit without a signal.
 			select {
 			case <-q.slotFree:
+			case <-time.After(q.cfg.PollInterval):
 			case <-ctx.Done():
 			}
 			continue
@@ -209,10 +246,12 @@ func (q *Qmgr) Run(ctx context.Context) error {
 	return nil
 }
 
+// freeSlots is how many recipients the next claim may take: bounded by the
+// free delivery slots and by the in-memory recipient limit.
 func (q *Qmgr) freeSlots() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.cfg.ProcessLimit - q.slots
+	return max(min(q.cfg.ProcessLimit-q.slots, q.cfg.ActiveLimit-len(q.held)), 0)
 }
 
 // untilNextDue is how long to sleep when no work was due: until the next
@@ -240,23 +279,38 @@ func (q *Qmgr) sleep(ctx context.Context, d time.Duration) {
 }
 
 // dispatch groups claimed recipients into deliveries and starts them, each
-// within its destination's concurrency limit.
+// within its destination's concurrency window. Mail for a dead destination
+// or a deferred transport is deferred at once, without a delivery attempt.
 func (q *Qmgr) dispatch(ctx context.Context, rcpts []store.ClaimedRecipient, claimedAt time.Time) {
+	q.refreshDead(ctx, claimedAt)
 	var jobs []*job
 	byKey := map[string]*job{}
 	logged := map[string]bool{}
+	lims := map[string]Limits{}
 	for _, r := range rcpts {
 		if !logged[r.QueueID] {
 			logged[r.QueueID] = true
 			q.log.Printf("qmgr", "%s: from=<%s>, size=%d, nrcpt=%d (queue active)", r.QueueID, r.Sender, r.Size, r.NRcpt)
 		}
 		res := q.route(r)
-		key := r.QueueID + "\x00" + res.Transport + "\x00" + res.Nexthop
+		lim, ok := lims[res.Transport]
+		if !ok {
+			lim = q.cfg.limits(res.Transport)
+			lims[res.Transport] = lim
+		}
+		queue := res.Nexthop
+		if lim.Recipients == 1 {
+			// Postfix: with one recipient per delivery, the destination is
+			// the recipient (local_destination_concurrency_limit is per user).
+			queue = strings.ToLower(r.Address)
+		}
+		key := r.QueueID + "\x00" + res.Transport + "\x00" + res.Nexthop + "\x00" + queue
 		j := byKey[key]
-		if j == nil || len(j.rcpts) >= q.cfg.RecipientLimit {
+		if j == nil || (lim.Recipients > 0 && len(j.rcpts) >= lim.Recipients) {
 			j = &job{
 				transport: res.Transport,
-				destKey:   res.Transport + ":" + res.Nexthop,
+				queue:     queue,
+				destKey:   queueKey(res.Transport, queue),
 				claimedAt: claimedAt,
 				delivery: &transport.Delivery{
 					QueueID: r.QueueID, Sender: r.Sender, Nexthop: res.Nexthop, Size: r.Size, Arrival: r.Arrival,
@@ -271,19 +325,44 @@ func (q *Qmgr) dispatch(ctx context.Context, rcpts []store.ClaimedRecipient, cla
 			ID: r.ID, Address: r.Address, Orig: r.Orig, Notify: r.Notify, ORCPT: r.ORCPT,
 		})
 	}
+	type deferral struct {
+		j                 *job
+		service, dsn, why string
+	}
+	var start []*job
+	var defers []deferral
 	q.mu.Lock()
 	for _, r := range rcpts {
 		q.held[r.ID] = true
 	}
-	q.slots += len(jobs)
-	var start []*job
+	q.forgetIdle(claimedAt)
 	for _, j := range jobs {
+		if q.isDeferTransport(j.transport) {
+			defers = append(defers, deferral{j, q.serviceName(rewrite.RetryTransport), "4.3.2", "deferred transport"})
+			continue
+		}
+		mark, marked := q.dead[j.destKey]
+		if marked && claimedAt.Before(mark.Until) {
+			defers = append(defers, deferral{j, q.serviceName(rewrite.RetryTransport), mark.DSN, mark.Reason})
+			continue
+		}
 		d := q.dests[j.destKey]
 		if d == nil {
-			d = &dest{}
+			d = &dest{w: newWindow(lims[j.transport])}
 			q.dests[j.destKey] = d
+			if marked {
+				// The mark has run out: one delivery probes the
+				// destination before more follow.
+				d.w.size = 1
+			}
+		} else if d.w.dead() {
+			d.w = newWindow(d.w.lim)
+			if marked {
+				d.w.size = 1
+			}
 		}
-		if d.active < q.cfg.DestConcurrency {
+		q.slots++
+		if d.active < d.w.size {
 			d.active++
 			start = append(start, j)
 		} else {
@@ -291,10 +370,29 @@ func (q *Qmgr) dispatch(ctx context.Context, rcpts []store.ClaimedRecipient, cla
 		}
 	}
 	q.mu.Unlock()
+	for _, df := range defers {
+		q.deferNow(df.j, df.service, df.dsn, df.why)
+	}
 	for _, j := range start {
 		q.start(ctx, j)
 	}
 }
+
+// forgetIdle drops destinations kept for their failures once they have
+// been idle for minimal_backoff_time (at least a minute): their marks, if
+// they died, say the rest. Called with q.mu held.
+func (q *Qmgr) forgetIdle(now time.Time) {
+	after := max(q.cfg.MinBackoff, time.Minute)
+	for k, d := range q.dests {
+		if d.active == 0 && len(d.pending) == 0 && now.Sub(d.idle) > after {
+			delete(q.dests, k)
+		}
+	}
+}
+
+// queueKey names a destination's queue: transport and next hop (or
+// recipient).
+func queueKey(transportName, queue string) string { return transportName + ":" + queue }
 
 // route is where r goes: its resolved transport and nexthop, unless its
 // message has a content filter (content_filter or a FILTER action). The
@@ -303,6 +401,9 @@ func (q *Qmgr) dispatch(ctx context.Context, rcpts []store.ClaimedRecipient, cla
 // Postfix 2.7 and later (qmgr_message_resolve).
 func (q *Qmgr) route(r store.ClaimedRecipient) rewrite.Result {
 	res := q.resolve(r.Address)
+	if r.ExpireForced {
+		return forcedExpiry(res)
+	}
 	if r.Filter == "" {
 		return res
 	}
@@ -322,35 +423,77 @@ func (q *Qmgr) start(ctx context.Context, j *job) {
 	q.running.Add(1)
 	go func() {
 		defer q.running.Done()
-		q.deliver(ctx, j)
-		next := q.finish(j)
-		if next != nil {
+		results := q.deliver(ctx, j)
+		for _, next := range q.finish(j, results) {
 			q.start(ctx, next)
 		}
 	}()
 }
 
-// finish frees j's slot and returns the next pending job of its destination,
-// which inherits j's place in the destination's concurrency.
-func (q *Qmgr) finish(j *job) *job {
+// finish frees j's slot, feeds its results back into its destination's
+// window, and returns the pending jobs that now fit in the window. A
+// failure to reach the site shrinks the window and may kill the
+// destination: its pending jobs are then deferred, and the mark is written
+// for every node. A delivery that reached the site lifts the mark.
+func (q *Qmgr) finish(j *job, results []transport.Result) []*job {
+	var next, suspended []*job
+	var died *store.DeadDestination
+	revived := false
 	q.mu.Lock()
-	defer q.mu.Unlock()
 	q.slots--
 	select {
 	case q.slotFree <- struct{}{}:
 	default:
 	}
 	d := q.dests[j.destKey]
-	if len(d.pending) > 0 {
-		next := d.pending[0]
-		d.pending = d.pending[1:]
-		return next
-	}
+	busy := d.active // this delivery included, as Postfix counts it
 	d.active--
-	if d.active == 0 {
-		delete(q.dests, j.destKey)
+	if fail, ok := siteFailure(j.transport, results); ok {
+		if !d.w.dead() && d.w.negative() {
+			m := store.DeadDestination{Transport: j.transport, Nexthop: j.queue, Until: q.now().Add(q.cfg.MinBackoff),
+				DSN: fail.DSN, Reason: suspendedPrefix + fail.Text}
+			if !strings.HasPrefix(m.DSN, "4.") {
+				m.DSN = "4.4.1"
+			}
+			q.dead[j.destKey] = deadMark{DeadDestination: m, local: true}
+			died = &m
+			suspended, d.pending = d.pending, nil
+			q.slots -= len(suspended)
+		}
+	} else {
+		d.w.positive(busy)
+		if _, ok := q.dead[j.destKey]; ok {
+			delete(q.dead, j.destKey)
+			revived = true
+		}
 	}
-	return nil
+	for d.active < d.w.size && len(d.pending) > 0 {
+		next = append(next, d.pending[0])
+		d.pending = d.pending[1:]
+		d.active++
+	}
+	if d.active == 0 && len(d.pending) == 0 {
+		// An idle destination is forgotten, as Postfix deletes an empty
+		// queue, unless it has failed lately: here each message is
+		// dispatched as it arrives, so a trickle of mail to a dead host
+		// would otherwise never add up to a failed cohort.
+		if d.w.cohorts == 0 && !d.w.dead() {
+			delete(q.dests, j.destKey)
+		} else {
+			d.idle = q.now()
+		}
+	}
+	q.mu.Unlock()
+	if died != nil {
+		q.markDead(*died)
+		for _, s := range suspended {
+			q.deferNow(s, q.serviceName(rewrite.RetryTransport), died.DSN, died.Reason)
+		}
+	}
+	if revived {
+		q.forgetDead(j.transport, j.queue)
+	}
+	return next
 }
 
 // releasePending gives back claimed work that never started (SIGTERM).
@@ -427,7 +570,9 @@ func (q *Qmgr) renewer(ctx context.Context) {
 	}
 }
 
-func (q *Qmgr) deliver(ctx context.Context, j *job) {
+// deliver runs j and hands every recipient's outcome to the recorder; it
+// returns the results for the destination's feedback.
+func (q *Qmgr) deliver(ctx context.Context, j *job) []transport.Result {
 	t := q.transports[j.transport]
 	started := q.now()
 	var results []transport.Result
@@ -447,12 +592,16 @@ func (q *Qmgr) deliver(ctx context.Context, j *job) {
 		} else {
 			res = transport.Result{RecipientID: r.ID, Status: transport.Deferred, DSN: "4.3.0", Relay: "none", Text: "delivery agent returned no result"}
 		}
-		q.logDelivery(j, r, res, started)
+		if !res.Logged {
+			q.logLine(q.serviceName(j.transport), j, r, res, started)
+		}
 		q.done <- outcome{rcpt: r, result: res}
 	}
+	return results
 }
 
-func (q *Qmgr) logDelivery(j *job, r store.ClaimedRecipient, res transport.Result, started time.Time) {
+// logLine writes the delivery agent's line for one recipient, as service.
+func (q *Qmgr) logLine(service string, j *job, r store.ClaimedRecipient, res transport.Result, started time.Time) {
 	end := q.now()
 	a := j.claimedAt.Sub(r.Arrival)
 	b := started.Sub(j.claimedAt)
@@ -469,13 +618,17 @@ func (q *Qmgr) logDelivery(j *job, r store.ClaimedRecipient, res transport.Resul
 	if res.ConnUse > 1 {
 		connUse = fmt.Sprintf(", conn_use=%d", res.ConnUse)
 	}
-	q.log.Printf(serviceName(j.transport), "%s: to=<%s>%s, relay=%s%s, delay=%s, delays=%s, dsn=%s, status=%s (%s)",
+	q.log.Printf(service, "%s: to=<%s>%s, relay=%s%s, delay=%s, delays=%s, dsn=%s, status=%s (%s)",
 		r.QueueID, r.Address, orig, relay, connUse, total, delays, res.DSN, res.Status, res.Text)
 }
 
-func serviceName(transport string) string {
+// serviceName is the name a transport's lines are logged under.
+func (q *Qmgr) serviceName(transport string) string {
 	if transport == "" {
 		return "qmgr"
+	}
+	if n, ok := q.cfg.LogNames[transport]; ok {
+		return n
 	}
 	return transport
 }

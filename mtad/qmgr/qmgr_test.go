@@ -272,3 +272,31 @@ func TestLeaseRenewedWhileOutcomeIsWritten(t *testing.T) {
 		t.Errorf("L1 delivered %d times (node a %d, node b %d); want once", n, a.count(), b.count())
 	}
 }
+
+// selfLogging is a transport that writes its own log lines, as local does
+// for an expanded alias.
+type selfLogging struct{ calls atomic.Int32 }
+
+func (s *selfLogging) Deliver(ctx context.Context, d *transport.Delivery) []transport.Result {
+	s.calls.Add(1)
+	out := transport.FailAll(d, transport.Sent, "2.0.0", "delivered to mailbox", "local", 0)
+	for i := range out {
+		out[i].Logged = true
+	}
+	return out
+}
+
+// TestTransportLoggedLinesNotRepeated: the qmgr writes no delivery line of
+// its own for a result the transport logged itself.
+func TestTransportLoggedLinesNotRepeated(t *testing.T) {
+	st := testStore(t)
+	enqueue(t, st, "G1", "list@example.net")
+	tr := &selfLogging{}
+	var log syncBuf
+	_, stop := startQmgr(t, Config{PollInterval: 50 * time.Millisecond}, st, tr, &log)
+	peers.WaitFor(t, 10*time.Second, func() bool { return strings.Contains(log.String(), "G1: removed") }, "G1 delivered")
+	stop()
+	if tr.calls.Load() != 1 || strings.Contains(log.String(), "to=<list@example.net>") {
+		t.Errorf("%d deliveries; log:\n%s", tr.calls.Load(), log.String())
+	}
+}

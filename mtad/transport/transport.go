@@ -79,6 +79,10 @@ type Result struct {
 	ConnUse   int
 	ConnSetup time.Duration // delays "c": DNS, connect, greeting, EHLO, TLS
 	Transmit  time.Duration // delays "d": the transaction itself
+	// Logged: the transport wrote this recipient's log lines itself (local
+	// logs one per address an alias or .forward expanded into), so the qmgr
+	// writes none.
+	Logged bool
 }
 
 // Transport delivers messages.

@@ -32,6 +32,7 @@ var (
 var dialect = sqldb.Dialect{
 	Name: "mysql",
 	Q:    queries,
+	Dead: deadQueries,
 	// DATETIME(6) holds UTC; the driver writes times in its Loc, which Open pins to UTC.
 	Time: func(t time.Time) any { return store.DBTime(t) },
 	IsDuplicate: func(err error) bool {

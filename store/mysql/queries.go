@@ -29,7 +29,7 @@ SET state = 'active', lease_owner = ?, lease_expires_at = ?, next_attempt_at = ?
 WHERE id IN (%s)`,
 	ClaimFetch: `
 SELECT r.id, r.message_id, r.address, r.orig_address, r.notify, r.orcpt, r.domain, r.attempts, r.last_reason,
-       m.sender, m.arrival, m.size, m.nrcpt, m.message_id, m.content_filter
+       m.sender, m.arrival, m.size, m.nrcpt, m.message_id, m.content_filter, m.expire_forced, m.delay_warned
 FROM queue_recipient r
 JOIN queue_message m ON m.id = r.message_id
 WHERE r.id IN (%s)
@@ -85,4 +85,6 @@ UPDATE queue_recipient
 SET state = CASE WHEN attempts > 0 THEN 'deferred' ELSE 'queued' END, next_attempt_at = ?
 WHERE state = 'hold' AND message_id = ?`,
 	MessageExists: `SELECT 1 FROM queue_message WHERE id = ?`,
+	// MySQL counts changed rows, not matched ones; the condition makes both the same.
+	DelayWarnedSet: `UPDATE queue_message SET delay_warned = ? WHERE id = ? AND delay_warned <> ?`,
 }

@@ -194,7 +194,8 @@ func (s *Store) RecipientsClaim(ctx context.Context, p store.ClaimParams) ([]sto
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.ClaimedRecipient, error) {
 		var c store.ClaimedRecipient
 		err := row.Scan(&c.ID, &c.QueueID, &c.Address, &c.Orig, &c.Notify, &c.ORCPT, &c.Domain, &c.Attempts,
-			&c.LastReason, &c.Sender, &c.Arrival, &c.Size, &c.NRcpt, &c.MessageID, &c.Filter)
+			&c.LastReason, &c.Sender, &c.Arrival, &c.Size, &c.NRcpt, &c.MessageID, &c.Filter, &c.ExpireForced,
+			&c.DelayWarned)
 		c.Arrival = c.Arrival.UTC()
 		return c, err
 	})
@@ -202,6 +203,14 @@ func (s *Store) RecipientsClaim(ctx context.Context, p store.ClaimParams) ([]sto
 		return nil, fmt.Errorf("postgres: claim: %w", err)
 	}
 	return out, nil
+}
+
+func (s *Store) MessageDelayWarnedSet(ctx context.Context, queueID string, warned bool) (bool, error) {
+	tag, err := s.pool.Exec(ctx, qDelayWarnedSet, queueID, warned)
+	if err != nil {
+		return false, fmt.Errorf("postgres: %s: delay warning mark: %w", queueID, err)
+	}
+	return tag.RowsAffected() == 1, nil
 }
 
 func (s *Store) RecipientsComplete(ctx context.Context, owner string, ids []int64) ([]string, error) {

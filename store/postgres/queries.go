@@ -35,7 +35,7 @@ WITH due AS (
     RETURNING r.id, r.message_id, r.address, r.orig_address, r.notify, r.orcpt, r.domain, r.attempts, r.last_reason
 )
 SELECT c.id, c.message_id, c.address, c.orig_address, c.notify, c.orcpt, c.domain, c.attempts, c.last_reason,
-       m.sender, m.arrival, m.size, m.nrcpt, m.message_id, m.content_filter
+       m.sender, m.arrival, m.size, m.nrcpt, m.message_id, m.content_filter, m.expire_forced, m.delay_warned
 FROM claimed c
 JOIN queue_message m ON m.id = c.message_id
 ORDER BY c.message_id, c.id`
@@ -114,3 +114,6 @@ SET state = CASE WHEN attempts > 0 THEN 'deferred' ELSE 'queued' END, next_attem
 WHERE message_id = $1 AND state = 'hold'`
 
 const qMessageExists = `SELECT EXISTS (SELECT 1 FROM queue_message WHERE id = $1)`
+
+// Only a change counts: the node whose update flips the mark is the one that sends the warning.
+const qDelayWarnedSet = `UPDATE queue_message SET delay_warned = $2 WHERE id = $1 AND delay_warned <> $2`

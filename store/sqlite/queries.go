@@ -32,7 +32,9 @@ RETURNING id, message_id, address, orig_address, notify, orcpt, domain, attempts
           (SELECT m.size FROM queue_message m WHERE m.id = queue_recipient.message_id),
           (SELECT m.nrcpt FROM queue_message m WHERE m.id = queue_recipient.message_id),
           (SELECT m.message_id FROM queue_message m WHERE m.id = queue_recipient.message_id),
-          (SELECT m.content_filter FROM queue_message m WHERE m.id = queue_recipient.message_id)`,
+          (SELECT m.content_filter FROM queue_message m WHERE m.id = queue_recipient.message_id),
+          (SELECT m.expire_forced FROM queue_message m WHERE m.id = queue_recipient.message_id),
+          (SELECT m.delay_warned FROM queue_message m WHERE m.id = queue_recipient.message_id)`,
 	// The single writer already serialises completions: this only finds the messages involved.
 	CompleteLock: `
 SELECT id FROM queue_message
@@ -81,5 +83,6 @@ WHERE state <> 'hold' AND NOT (state = 'active' AND lease_expires_at > ?) AND me
 UPDATE queue_recipient
 SET state = CASE WHEN attempts > 0 THEN 'deferred' ELSE 'queued' END, next_attempt_at = ?
 WHERE state = 'hold' AND message_id = ?`,
-	MessageExists: `SELECT 1 FROM queue_message WHERE id = ?`,
+	MessageExists:  `SELECT 1 FROM queue_message WHERE id = ?`,
+	DelayWarnedSet: `UPDATE queue_message SET delay_warned = ? WHERE id = ? AND delay_warned <> ?`,
 }

@@ -38,6 +38,7 @@ var (
 var dialect = sqldb.Dialect{
 	Name: "sqlite",
 	Q:    queries,
+	Dead: deadQueries,
 	Time: func(t time.Time) any { return t.UTC().UnixMicro() },
 	IsDuplicate: func(err error) bool {
 		var se *sqlite.Error

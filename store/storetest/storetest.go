@@ -56,6 +56,9 @@ func Run(t *testing.T, h Harness) {
 		{"HoldNeverClaimed", testHold},
 		{"EnqueueHeld", testEnqueueHeld},
 		{"FilterRoundTrip", testFilterRoundTrip},
+		{"DelayWarnedOnce", testDelayWarnedOnce},
+		{"ClaimForcedExpiry", testClaimForcedExpiry},
+		{"DeadDestinations", testDeadDestinations},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, h) })

@@ -265,7 +265,8 @@ func (rq *request) run(ctx context.Context) transport.Result {
 			break
 		}
 	}
-	return transport.Result{Status: pick.status, DSN: pick.dsn, Text: pick.text, Relay: pick.relay}
+	return transport.Result{Status: pick.status, DSN: pick.dsn, Text: pick.text, Relay: pick.relay,
+		Logged: expanded && rq.t.cfg.Log != nil}
 }
 
 // logLeaves writes one line per final delivery, as local(8) does for

@@ -53,12 +53,14 @@ type Queries struct {
 	Hold           string // now, id
 	Unhold         string // now, id
 	MessageExists  string // id → any row
+	DelayWarnedSet string // warned, id, warned: changes the mark only where it differs
 }
 
 // Dialect is what differs between the database/sql dialects besides their SQL.
 type Dialect struct {
 	Name        string
 	Q           Queries
+	Dead        DeadQueries
 	Time        func(time.Time) any // how a time is written (MySQL: time.Time; SQLite: µs since epoch)
 	IsDuplicate func(error) bool    // primary key violation
 	IsRetryable func(error) bool    // the transaction was rolled back and may simply run again (deadlock); may be nil
@@ -224,7 +226,8 @@ func (s *Store) RecipientsClaim(ctx context.Context, p store.ClaimParams) ([]sto
 			var c store.ClaimedRecipient
 			var arrival dbTime
 			if err := rows.Scan(&c.ID, &c.QueueID, &c.Address, &c.Orig, &c.Notify, &c.ORCPT, &c.Domain, &c.Attempts,
-				&c.LastReason, &c.Sender, &arrival, &c.Size, &c.NRcpt, &c.MessageID, &c.Filter); err != nil {
+				&c.LastReason, &c.Sender, &arrival, &c.Size, &c.NRcpt, &c.MessageID, &c.Filter, &c.ExpireForced,
+				&c.DelayWarned); err != nil {
 				return err
 			}
 			c.Arrival = arrival.t
@@ -385,6 +388,18 @@ func (s *Store) NextDue(ctx context.Context) (time.Time, bool, error) {
 		return time.Time{}, false, s.errf("next due: %w", err)
 	}
 	return t.t, t.valid, nil
+}
+
+func (s *Store) MessageDelayWarnedSet(ctx context.Context, queueID string, warned bool) (bool, error) {
+	res, err := s.w.ExecContext(ctx, s.d.Q.DelayWarnedSet, warned, queueID, warned)
+	if err != nil {
+		return false, s.errf("%s: delay warning mark: %w", queueID, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, s.errf("%s: delay warning mark: %w", queueID, err)
+	}
+	return n == 1, nil
 }
 
 func (s *Store) MessageHold(ctx context.Context, queueID string) (int, error) {
