@@ -227,8 +227,7 @@ func (n *Node) build() error {
 		IdleTimeout:     dur("smtp_connection_cache_time_limit"),
 		MXAddressLimit:  num("smtp_mx_address_limit"),
 		MXSessionLimit:  num("smtp_mx_session_limit"),
-		// Only "may" so far: STARTTLS when offered, unverified.
-		TLS: get("smtp_tls_security_level") == "may",
+		TLSLevel:        n.smtpTLSLevel(cfg),
 	})
 	transports := map[string]transport.Transport{
 		"smtp":  n.smtpTr,
@@ -667,4 +666,29 @@ func redact(u string) string {
 		}
 	}
 	return u
+}
+
+// smtpTLSLevel is smtp_tls_security_level, or when that is empty (Postfix
+// 3.7's default) what the older smtp_enforce_tls and smtp_use_tls ask for.
+// Levels that verify certificates are not implemented: they get encrypt,
+// never less, with a warning; dane gets may, as Postfix's dane does for a
+// destination without TLSA records.
+func (n *Node) smtpTLSLevel(cfg *config.Config) string {
+	level := cfg.Get("smtp_tls_security_level")
+	switch {
+	case level == "":
+		switch {
+		case cfg.Get("smtp_enforce_tls") == "yes":
+			return smtptransport.TLSEncrypt
+		case cfg.Get("smtp_use_tls") == "yes":
+			return smtptransport.TLSMay
+		}
+		return smtptransport.TLSNone
+	case level == smtptransport.TLSNone, level == smtptransport.TLSMay, level == smtptransport.TLSEncrypt:
+		return level
+	case level == "dane":
+		return smtptransport.TLSMay
+	}
+	n.log.Printf("smtp", "warning: smtp_tls_security_level = %s: certificate verification is not implemented; using encrypt", level)
+	return smtptransport.TLSEncrypt
 }

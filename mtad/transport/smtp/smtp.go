@@ -40,7 +40,10 @@ type Config struct {
 	DataDoneTimeout time.Duration // smtp_data_done_timeout, 600s
 	MaxIdlePerDest  int           // idle sessions kept per destination; 4; <0 disables reuse
 	IdleTimeout     time.Duration // smtp_connection_cache_time_limit, 2s
-	TLS             bool          // smtp_tls_security_level=may: STARTTLS when offered, no verification
+	// TLSLevel is smtp_tls_security_level: "none" (or ""): never STARTTLS;
+	// "may": STARTTLS when offered, no verification, plaintext when it
+	// fails; "encrypt": STARTTLS or no delivery (no verification either).
+	TLSLevel string
 	MXAddressLimit  int           // smtp_mx_address_limit, 5
 	MXSessionLimit  int           // smtp_mx_session_limit, 2
 }
@@ -316,16 +319,24 @@ func (s *session) quit() {
 // failure it returns the outcome and the relay to log: "none" when no
 // connection was made, host[ip]:port when the server refused to talk.
 func (t *Transport) connect(ctx context.Context, tg target, key string) (*session, outcome, string) {
-	s, o, relay, tlsFailed := t.connectOnce(ctx, tg, key, t.cfg.TLS)
-	if tlsFailed {
+	level := t.cfg.TLSLevel
+	s, o, relay, tlsFailed := t.connectOnce(ctx, tg, key, level)
+	if tlsFailed && level == TLSMay {
 		// Like Postfix at security level "may": a failed handshake is
 		// retried in plaintext.
-		s, o, relay, _ = t.connectOnce(ctx, tg, key, false)
+		s, o, relay, _ = t.connectOnce(ctx, tg, key, TLSNone)
 	}
 	return s, o, relay
 }
 
-func (t *Transport) connectOnce(ctx context.Context, tg target, key string, useTLS bool) (*session, outcome, string, bool) {
+// The smtp_tls_security_level values this client implements.
+const (
+	TLSNone    = "none"
+	TLSMay     = "may"
+	TLSEncrypt = "encrypt"
+)
+
+func (t *Transport) connectOnce(ctx context.Context, tg target, key string, level string) (*session, outcome, string, bool) {
 	addr := net.JoinHostPort(tg.ip.String(), strconv.Itoa(tg.port))
 	namaddr := fmt.Sprintf("%s[%s]", tg.name, tg.ip)
 	namaddrport := fmt.Sprintf("%s:%d", namaddr, tg.port)
@@ -357,8 +368,8 @@ func (t *Transport) connectOnce(ctx context.Context, tg target, key string, useT
 	}
 
 	var conn net.Conn = tc
-	if useTLS {
-		c, o, ok, tlsFailed := t.starttls(tc, tg, refused, ioFail)
+	if level == TLSMay || level == TLSEncrypt {
+		c, o, ok, tlsFailed := t.starttls(tc, tg, level == TLSEncrypt, refused, ioFail)
 		if !ok {
 			raw.Close()
 			return nil, o, namaddrport, tlsFailed
@@ -388,8 +399,10 @@ func (t *Transport) connectOnce(ctx context.Context, tg target, key string, useT
 // starttls reads the greeting, sends EHLO and, when the server offers it,
 // STARTTLS and the TLS handshake. It returns the connection go-smtp should
 // use, which replays the greeting so go-smtp can start (and EHLO again).
-// ok=false ends the attempt; tlsFailed asks for a plaintext retry.
-func (t *Transport) starttls(tc *trackConn, tg target,
+// ok=false ends the attempt; tlsFailed asks for a plaintext retry (level
+// may). With required set (level encrypt) the session ends, as in Postfix's
+// smtp_helo, when the server does not offer STARTTLS or refuses it.
+func (t *Transport) starttls(tc *trackConn, tg target, required bool,
 	refused func(*gosmtp.SMTPError, bool) outcome, ioFail func(error, string) outcome,
 ) (conn net.Conn, o outcome, ok, tlsFailed bool) {
 	_ = tc.SetDeadline(time.Now().Add(t.cfg.HeloTimeout))
@@ -414,36 +427,44 @@ func (t *Transport) starttls(tc *trackConn, tg target,
 	if err != nil && code == 0 {
 		return nil, ioFail(err, "performing the EHLO handshake"), false, false
 	}
-	if code/100 != 2 {
-		// Let go-smtp repeat EHLO and fall back to HELO if it must.
-		return plain, outcome{}, true, false
-	}
 	offered := false
 	for _, l := range strings.Split(msg, "\n") {
-		if f := strings.Fields(l); len(f) > 0 && strings.EqualFold(f[0], "STARTTLS") {
+		if f := strings.Fields(l); code/100 == 2 && len(f) > 0 && strings.EqualFold(f[0], "STARTTLS") {
 			offered = true
 		}
 	}
-	if !offered {
+	namaddr := fmt.Sprintf("%s[%s]", tg.name, tg.ip)
+	switch {
+	case !offered && required:
+		_, _ = io.WriteString(tc, "QUIT\r\n")
+		return nil, outcome{"4.7.4", "TLS is required, but was not offered by host " + namaddr}, false, false
+	case !offered:
+		// Let go-smtp repeat EHLO (and fall back to HELO if it must).
 		return plain, outcome{}, true, false
 	}
 	if _, err := io.WriteString(tc, "STARTTLS\r\n"); err != nil {
 		return nil, ioFail(err, "receiving the STARTTLS response"), false, false
 	}
-	code, _, err = tp.ReadResponse(0)
+	code, msg, err = tp.ReadResponse(0)
 	if err != nil && code == 0 {
 		return nil, ioFail(err, "receiving the STARTTLS response"), false, false
 	}
-	if code != 220 {
+	if code/100 != 2 {
+		if required {
+			_, _ = io.WriteString(tc, "QUIT\r\n")
+			e := toSMTPError(code, msg)
+			return nil, outcome{replyDSN(e.Code, e.EnhancedCode), fmt.Sprintf("TLS is required, but host %s refused to start TLS: %s",
+				namaddr, formatReply(e.Code, e.EnhancedCode, e.Message))}, false, false
+		}
 		return plain, outcome{}, true, false
 	}
-	cfg := &tls.Config{InsecureSkipVerify: true} // level "may": encryption without authentication
+	cfg := &tls.Config{InsecureSkipVerify: true} // levels may and encrypt: encryption without authentication
 	if net.ParseIP(tg.name) == nil {
 		cfg.ServerName = tg.name
 	}
 	tlsConn := tls.Client(tc, cfg)
 	if err := tlsConn.Handshake(); err != nil {
-		return nil, outcome{"4.7.5", "TLS handshake failed: " + err.Error()}, false, true
+		return nil, outcome{"4.7.5", "Cannot start TLS: handshake failure"}, false, true
 	}
 	// After STARTTLS the server sends no greeting: the replayed one lets
 	// go-smtp start, and its EHLO is the one RFC 3207 asks for.

@@ -1,6 +1,7 @@
 package smtp
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -335,7 +336,7 @@ func TestSoftRcptNextMX(t *testing.T) {
 
 func TestSTARTTLS(t *testing.T) {
 	ts := startServer(t, true, nil)
-	tr := New(Config{HeloName: "client.test", TLS: true})
+	tr := New(Config{HeloName: "client.test", TLSLevel: TLSMay})
 	defer tr.Close()
 	nexthop := fmt.Sprintf("[127.0.0.1]:%d", ts.port)
 	for i := 1; i <= 2; i++ {
@@ -356,6 +357,83 @@ func TestSTARTTLS(t *testing.T) {
 	}
 	if m := plain.messages(); len(m) != 1 || m[0].tls {
 		t.Errorf("plaintext server got %+v", m)
+	}
+}
+
+// TestTLSLevels: "none" never starts TLS; "encrypt" delivers over TLS and
+// defers, with Postfix's reasons, when the server does not offer STARTTLS
+// or refuses it.
+func TestTLSLevels(t *testing.T) {
+	withTLS := startServer(t, true, nil)
+	plain := startServer(t, false, nil)
+	to := func(port int) string { return fmt.Sprintf("[127.0.0.1]:%d", port) }
+
+	none := New(Config{HeloName: "client.test", TLSLevel: TLSNone})
+	defer none.Close()
+	if r := none.Deliver(context.Background(), message(to(withTLS.port), "a@dest.test"))[0]; r.Status != transport.Sent {
+		t.Fatalf("none: %+v", r)
+	}
+	if m := withTLS.messages(); len(m) != 1 || m[0].tls {
+		t.Errorf("level none: server got %+v", m)
+	}
+
+	enc := New(Config{HeloName: "client.test", TLSLevel: TLSEncrypt})
+	defer enc.Close()
+	if r := enc.Deliver(context.Background(), message(to(withTLS.port), "b@dest.test"))[0]; r.Status != transport.Sent {
+		t.Fatalf("encrypt: %+v", r)
+	}
+	if m := withTLS.messages(); len(m) != 2 || !m[1].tls {
+		t.Errorf("level encrypt: server got %+v", m)
+	}
+	r := enc.Deliver(context.Background(), message(to(plain.port), "c@dest.test"))[0]
+	want := "TLS is required, but was not offered by host 127.0.0.1[127.0.0.1]"
+	if r.Status != transport.Deferred || r.DSN != "4.7.4" || r.Text != want {
+		t.Errorf("encrypt, not offered: %+v; want 4.7.4 %q", r, want)
+	}
+	if m := plain.messages(); len(m) != 0 {
+		t.Errorf("encrypt sent in plaintext: %+v", m)
+	}
+
+	// A server that offers STARTTLS and then refuses it.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				io.WriteString(c, "220 refuser.test ESMTP\r\n")
+				for {
+					l, err := br.ReadString('\n')
+					if err != nil {
+						return
+					}
+					switch strings.ToUpper(strings.Fields(l + " x")[0]) {
+					case "EHLO":
+						io.WriteString(c, "250-refuser.test\r\n250 STARTTLS\r\n")
+					case "STARTTLS":
+						io.WriteString(c, "454 4.7.0 TLS not available due to local problem\r\n")
+					case "QUIT":
+						io.WriteString(c, "221 2.0.0 Bye\r\n")
+						return
+					default:
+						io.WriteString(c, "502 5.5.2 Error\r\n")
+					}
+				}
+			}()
+		}
+	}()
+	r = enc.Deliver(context.Background(), message(to(ln.Addr().(*net.TCPAddr).Port), "d@dest.test"))[0]
+	want = "TLS is required, but host 127.0.0.1[127.0.0.1] refused to start TLS: 454 4.7.0 TLS not available due to local problem"
+	if r.Status != transport.Deferred || r.DSN != "4.7.0" || r.Text != want {
+		t.Errorf("encrypt, refused: %+v; want 4.7.0 %q", r, want)
 	}
 }
 
