@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"time"
@@ -223,7 +224,7 @@ func (q *Qmgr) Run(ctx context.Context) error {
 		case len(rcpts) > 0:
 			// Mail is flowing: the next enqueue wakes us, so skip asking
 			// the database when the next deferred recipient is due.
-			q.sleep(ctx, q.cfg.PollInterval)
+			q.sleep(ctx, q.pollInterval())
 		default:
 			q.sleep(ctx, q.untilNextDue(ctx))
 		}
@@ -258,7 +259,7 @@ func (q *Qmgr) freeSlots() int {
 // deferred recipient is due, bounded by the poll interval (other nodes may
 // enqueue without waking us).
 func (q *Qmgr) untilNextDue(ctx context.Context) time.Duration {
-	d := q.cfg.PollInterval
+	d := q.pollInterval()
 	t, ok, err := q.st.NextDue(ctx)
 	if err == nil && ok {
 		if until := t.Sub(q.now()); until < d {
@@ -266,6 +267,17 @@ func (q *Qmgr) untilNextDue(ctx context.Context) time.Duration {
 		}
 	}
 	return d
+}
+
+// pollInterval is qmgr_poll_interval, spread by ±20% on databases without
+// wake-ups (MariaDB, SQLite), so that nodes started together do not keep
+// polling in step.
+func (q *Qmgr) pollInterval() time.Duration {
+	d := q.cfg.PollInterval
+	if _, ok := q.st.(store.Notifier); ok || d <= 0 {
+		return d
+	}
+	return d*4/5 + rand.N(d*2/5+1)
 }
 
 func (q *Qmgr) sleep(ctx context.Context, d time.Duration) {

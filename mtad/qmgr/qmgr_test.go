@@ -300,3 +300,20 @@ func TestTransportLoggedLinesNotRepeated(t *testing.T) {
 		t.Errorf("%d deliveries; log:\n%s", tr.calls.Load(), log.String())
 	}
 }
+
+// TestPollIntervalJitter: without wake-ups (SQLite here, MariaDB too) the
+// poll interval is spread within ±20% of qmgr_poll_interval.
+func TestPollIntervalJitter(t *testing.T) {
+	q := New(Config{PollInterval: time.Second}, testStore(t), resolveByDomain, nil, nil, nil)
+	seen := map[time.Duration]bool{}
+	for i := 0; i < 100; i++ {
+		d := q.pollInterval()
+		if d < 800*time.Millisecond || d > 1200*time.Millisecond {
+			t.Fatalf("poll interval %v outside 0.8s..1.2s", d)
+		}
+		seen[d] = true
+	}
+	if len(seen) < 10 {
+		t.Errorf("%d distinct intervals in 100: no jitter", len(seen))
+	}
+}
