@@ -44,7 +44,7 @@ func (l *Logger) Printf(service, format string, args ...any) {
 	if l == nil {
 		return
 	}
-	msg := fmt.Sprintf(format, args...)
+	msg := printable(fmt.Sprintf(format, args...))
 	ts := l.now().Format(time.Stamp)
 	l.mu.Lock()
 	fmt.Fprintf(l.w, "%s %s %s/%s[%d]: %s\n", ts, l.host, l.name, service, l.pid, msg)
@@ -78,4 +78,21 @@ func FormatDelay(d time.Duration) string {
 	default:
 		return fmt.Sprintf("%.0f", s)
 	}
+}
+
+// printable replaces control characters with '?', as Postfix's logging
+// does, so that text from clients cannot forge or break log lines.
+func printable(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == 0x7f {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if b[j] < 0x20 || b[j] == 0x7f {
+					b[j] = '?'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
 }

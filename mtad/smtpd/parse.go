@@ -60,8 +60,8 @@ func closingBracket(s string) int {
 // "<@relay:user@example.com>") into the internal form: brackets removed, a
 // source route dropped (RFC 5321 §C), a quoted local part unquoted. ok is false
 // for what Postfix's extract_addr rejects: more than one address, unquoted
-// specials or white space, control characters, or an empty address where
-// none is allowed.
+// specials or white space, or an empty address where none is allowed. Other
+// control characters pass, as they pass Postfix's smtpd.
 func extractAddr(token string, allowEmpty bool) (addr string, ok bool) {
 	text := token
 	if len(text) >= 2 && text[0] == '<' && text[len(text)-1] == '>' {
@@ -82,7 +82,7 @@ func extractAddr(token string, allowEmpty bool) (addr string, ok bool) {
 	for i := 0; i < len(text); i++ {
 		c := text[i]
 		switch {
-		case c < 0x20 || c == 0x7f:
+		case c == 0 || c == '\r' || c == '\n':
 			return "", false
 		case c == '\\' && i+1 < len(text):
 			i++

@@ -51,7 +51,8 @@ func TestExtractAddr(t *testing.T) {
 		{"<a@b>,<c@d>", "", false, false},
 		{"<user@[192.0.2.1]>", "user@[192.0.2.1]", false, true},
 		{"<user@[IPv6:2001:db8::1]>", "user@[IPv6:2001:db8::1]", false, true},
-		{"<a\x01@b>", "", false, false},
+		{"<a\x01@b>", "a\x01@b", false, true}, // as Postfix: the control character stays
+		{"<a\tb@c>", "", false, false},
 		{"postmaster", "postmaster", false, true},
 	}
 	for _, c := range cases {

@@ -418,11 +418,12 @@ func (s *session) logWhatsup(what, text string) {
 		id = "NOQUEUE"
 	}
 	fmt.Fprintf(&b, "%s: %s: %s from %s: %s;", id, what, s.where, s.namaddr(), text)
+	// Addresses as quote_822_local writes them (to=<"a b"@example.com>).
 	if s.chk.haveSender {
-		fmt.Fprintf(&b, " from=<%s>", s.chk.sender)
+		fmt.Fprintf(&b, " from=<%s>", rewrite.QuoteLocal(s.chk.sender))
 	}
 	if s.chk.haveRcpt {
-		fmt.Fprintf(&b, " to=<%s>", s.chk.rcpt)
+		fmt.Fprintf(&b, " to=<%s>", rewrite.QuoteLocal(s.chk.rcpt))
 	}
 	fmt.Fprintf(&b, " proto=%s", s.protocol)
 	if s.chk.haveHelo {

@@ -16,6 +16,7 @@ import (
 	"sqlmta/mtad/envelope"
 	"sqlmta/mtad/queueid"
 	"sqlmta/mtad/reply"
+	"sqlmta/mtad/rewrite"
 	"sqlmta/mtad/spool"
 )
 
@@ -178,7 +179,7 @@ func (s *session) reply(format string, args ...any) {
 		s.bw.Flush()
 		time.Sleep(s.cfg.ErrorSleep)
 	}
-	text := fmt.Sprintf(format, args...)
+	text := replyPrintable(fmt.Sprintf(format, args...))
 	s.bw.WriteString(text)
 	s.bw.WriteString("\r\n")
 	if s.cfg.notifyMask != 0 {
@@ -186,6 +187,32 @@ func (s *session) reply(format string, args ...any) {
 			s.chat("Out: ", l)
 		}
 	}
+}
+
+// replyPrintable turns control characters (an address may hold them) into
+// spaces, as Postfix's replies show them; the CRLF between the lines of a
+// multi-line reply stays.
+func replyPrintable(text string) string {
+	clean := true
+	for i := 0; i < len(text); i++ {
+		if c := text[i]; c < 0x20 || c == 0x7f {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return text
+	}
+	b := []byte(text)
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '\r' && i+1 < len(b) && b[i+1] == '\n':
+			i++
+		case c < 0x20 || c == 0x7f:
+			b[i] = ' '
+		}
+	}
+	return string(b)
 }
 
 // flush sends queued replies. Postfix flushes only when the client has sent
@@ -665,10 +692,10 @@ func (s *session) reject(cmd string, rerr *reply.Error, sender string, haveSende
 	}
 	var b strings.Builder
 	if haveSender {
-		fmt.Fprintf(&b, " from=<%s>", sender)
+		fmt.Fprintf(&b, " from=<%s>", rewrite.QuoteLocal(sender))
 	}
 	if rcpt != "" {
-		fmt.Fprintf(&b, " to=<%s>", rcpt)
+		fmt.Fprintf(&b, " to=<%s>", rewrite.QuoteLocal(rcpt))
 	}
 	fmt.Fprintf(&b, " proto=%s", s.protocol)
 	if s.helo != "" {
