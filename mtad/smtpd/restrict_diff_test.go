@@ -101,6 +101,8 @@ func TestDifferentialAccessMaps(t *testing.T) {
 		{"HELO x.test", "MAIL FROM:<a@b>", "RCPT TO:<r@remote.example>"},
 		{"HELO host.c.test", "MAIL FROM:<a@ok.test>", "RCPT TO:<r@remote.example>"},
 		{"HELO hold.test", "MAIL FROM:<a@ok.test>", "RCPT TO:<joe+spam@example.net>"},
+		// A control character passes the syntax check and shows as a space.
+		{"HELO x.test", "MAIL FROM:<a@ok.test>", "RCPT TO:<x\x01y@remote.example>"},
 	}
 	for _, d := range dialogues {
 		want := converse(t, pf.Addr(), d)
