@@ -114,7 +114,12 @@ type NewMessage struct {
 	// Hold writes every recipient in state 'hold' (a HOLD action): never claimed until MessageRelease.
 	Hold bool
 	// Filter is the message's content filter, "transport:nexthop" ("" = none): content_filter or FILTER.
-	Filter     string
+	Filter string
+	// Due is when the recipients are first due (zero: now). cleanup sets it queue_run_delay in the past, so
+	// that new mail is claimed before deferred mail that became due less than that long ago, and deferred
+	// mail never waits longer than that behind new mail (Postfix serves incoming mail first and scans the
+	// deferred queue every queue_run_delay).
+	Due        time.Time
 	Recipients []NewRecipient
 	Content    io.Reader
 }

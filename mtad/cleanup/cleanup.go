@@ -80,8 +80,12 @@ type Config struct {
 	// ContentFilter is content_filter, "transport:nexthop" ("" = none).
 	// FILTER actions override it; a master.cf service's -o value goes
 	// through Service.
-	ContentFilter    string
-	AlwaysBcc        string   // always_bcc
+	ContentFilter string
+	AlwaysBcc     string // always_bcc
+	// QueueRunDelay (queue_run_delay) dates new mail's first due time that
+	// far back, so the qmgr claims it before deferred mail that became due
+	// since, and deferred mail waits at most that long behind new mail.
+	QueueRunDelay    time.Duration
 	SenderBccMaps    []string // sender_bcc_maps
 	RecipientBccMaps []string // recipient_bcc_maps
 	// MessageDropHeaders is message_drop_headers: header names removed
@@ -296,6 +300,9 @@ func (c *Cleanup) submit(ctx context.Context, env *envelope.Envelope, content io
 		SMTPUTF8:   env.SMTPUTF8,
 		EnvID:      env.EnvID,
 		Ret:        env.Ret,
+	}
+	if c.cfg.QueueRunDelay > 0 {
+		m.Due = c.now().Add(-c.cfg.QueueRunDelay)
 	}
 	dups := &dupFilter{limit: c.cfg.DuplicateFilterLimit, seen: make(map[string]bool, len(env.Recipients))}
 	// out is cleanup_out_recipient: virtual alias expansion of a rewritten

@@ -185,6 +185,7 @@ func (n *Node) build() error {
 		Hostname:                       hostname,
 		MailName:                       get("mail_name"),
 		HeaderSizeLimit:                num("header_size_limit"),
+		QueueRunDelay:                  dur("queue_run_delay"),
 		AlwaysAddMissing:               boolean("always_add_missing_headers"),
 		LocalAddrs:                     interfaceAddrs(),
 		Qualify:                        res.Qualify,

@@ -77,6 +77,10 @@ func (s *Store) Close() error {
 func (s *Store) Enqueue(ctx context.Context, m *store.NewMessage) error {
 	rcpt := recipientArrays(m.Recipients)
 	now := store.DBTime(time.Now())
+	due := now
+	if !m.Due.IsZero() {
+		due = store.DBTime(m.Due)
+	}
 	buf := make([]byte, store.ChunkSize)
 	var n int
 	var eof = true
@@ -95,7 +99,7 @@ func (s *Store) Enqueue(ctx context.Context, m *store.NewMessage) error {
 		if n > 0 {
 			b.Queue(qInsertContent, m.QueueID, 0, buf[:n])
 		}
-		b.Queue(qInsertRecipients, m.QueueID, rcpt[0], rcpt[1], rcpt[2], rcpt[3], rcpt[4], now, initialState(m))
+		b.Queue(qInsertRecipients, m.QueueID, rcpt[0], rcpt[1], rcpt[2], rcpt[3], rcpt[4], due, initialState(m))
 		if s.wantNotify() {
 			b.Queue(qNotify, notifyChannel) // delivered at commit, with the message
 		}
@@ -135,7 +139,7 @@ func (s *Store) Enqueue(ctx context.Context, m *store.NewMessage) error {
 	if _, err := tx.Exec(ctx, qUpdateSize, m.QueueID, size); err != nil {
 		return enqueueErr(m.QueueID, err)
 	}
-	if _, err := tx.Exec(ctx, qInsertRecipients, m.QueueID, rcpt[0], rcpt[1], rcpt[2], rcpt[3], rcpt[4], now, initialState(m)); err != nil {
+	if _, err := tx.Exec(ctx, qInsertRecipients, m.QueueID, rcpt[0], rcpt[1], rcpt[2], rcpt[3], rcpt[4], due, initialState(m)); err != nil {
 		return enqueueErr(m.QueueID, err)
 	}
 	if s.wantNotify() {

@@ -59,6 +59,7 @@ func Run(t *testing.T, h Harness) {
 		{"DelayWarnedOnce", testDelayWarnedOnce},
 		{"ClaimForcedExpiry", testClaimForcedExpiry},
 		{"DeadDestinations", testDeadDestinations},
+		{"NewBeforeRecentlyDeferred", testNewBeforeDeferred},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, h) })
@@ -800,5 +801,46 @@ func BenchmarkClaimComplete(b *testing.B, h Harness) {
 			b.Fatal(err)
 		}
 		done += len(got)
+	}
+}
+
+// testNewBeforeDeferred: a message enqueued with Due in the past (cleanup
+// sets queue_run_delay) is claimed before deferred mail that became due
+// after that, and after deferred mail that has waited longer.
+func testNewBeforeDeferred(t *testing.T, h Harness) {
+	s := h.fresh(t)
+	ctx := context.Background()
+	base := time.Now()
+	recent, old := enqueue(t, s, []byte("x"), 1).QueueID, enqueue(t, s, []byte("x"), 1).QueueID
+	got := claim(t, s, "n1", 2, time.Minute, time.Now())
+	if len(got) != 2 {
+		t.Fatalf("claimed %d recipients, want 2", len(got))
+	}
+	var ds []store.Deferral
+	for _, r := range got {
+		due := base.Add(-10 * time.Second)
+		if r.QueueID == old {
+			due = base.Add(-400 * time.Second)
+		}
+		ds = append(ds, store.Deferral{ID: r.ID, Reason: "later", NextAttempt: due})
+	}
+	if err := s.RecipientsDefer(ctx, "n1", ds); err != nil {
+		t.Fatal(err)
+	}
+	n := msg([]byte("x"), 1)
+	n.Due = base.Add(-300 * time.Second)
+	if err := s.Enqueue(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	var order []string
+	for i := 0; i < 3; i++ {
+		got := claim(t, s, "n2", 1, time.Minute, base)
+		if len(got) != 1 {
+			t.Fatalf("claim %d: %d recipients", i, len(got))
+		}
+		order = append(order, got[0].QueueID)
+	}
+	if want := []string{old, n.QueueID, recent}; !slices.Equal(order, want) {
+		t.Errorf("claimed %v, want %v (deferred 400 s ago, new, deferred 10 s ago)", order, want)
 	}
 }

@@ -167,6 +167,10 @@ func (s *Store) Enqueue(ctx context.Context, m *store.NewMessage) error {
 				return err
 			}
 		}
+		due := now
+		if !m.Due.IsZero() {
+			due = store.DBTime(m.Due)
+		}
 		state := store.StateQueued
 		if m.Hold {
 			state = store.StateHold
@@ -176,7 +180,7 @@ func (s *Store) Enqueue(ctx context.Context, m *store.NewMessage) error {
 			args := make([]any, 0, 8*len(batch))
 			for i, r := range batch {
 				rows[i] = s.d.Q.RecipientRow
-				args = append(args, m.QueueID, r.Address, r.Orig, r.Notify, r.ORCPT, store.Domain(r.Address), s.d.Time(now), state)
+				args = append(args, m.QueueID, r.Address, r.Orig, r.Notify, r.ORCPT, store.Domain(r.Address), s.d.Time(due), state)
 			}
 			if _, err := tx.ExecContext(ctx, s.d.Q.InsertRecipients+strings.Join(rows, ","), args...); err != nil {
 				return err
