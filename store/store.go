@@ -162,6 +162,8 @@ type ClaimedRecipient struct {
 	ExpireForced bool
 	// DelayWarned: the sender was sent its delay warning (delay_warning_time) already.
 	DelayWarned bool
+	// Flushed: a flush made this attempt (postqueue -f, sendmail -q, ETRN): defer_transports do not hold it.
+	Flushed bool
 }
 
 // DeadDestination is a destination (transport and next hop, Postfix's per-destination queue) that

@@ -126,3 +126,26 @@ func TestFlushRevivesDeadDestination(t *testing.T) {
 	}
 	peers.WaitFor(t, 30*time.Second, func() bool { return healthy.Count() >= n }, "the flushed mail at the sink")
 }
+
+// TestDeferTransportsUntilFlush: mail for a transport in defer_transports
+// waits ("deferred transport") until a flush, which delivers it.
+func TestDeferTransportsUntilFlush(t *testing.T) {
+	sink := peers.StartSink(t, peers.SinkOptions{})
+	d := startDaemon(t, testdb.SQLiteURL(t),
+		fmt.Sprintf("relayhost = [127.0.0.1]:%d", sink.Port()),
+		"defer_transports = smtp",
+		"minimal_backoff_time = 1h",
+		"maximal_backoff_time = 2h",
+	)
+	if err := sendMail(d.addr, "sender@example.org", []string{"rcpt@far.example"}, strings.NewReader("Subject: later\r\n\r\nbody\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	d.waitLog(t, `postfix/error\[\d+\]: [0-9A-F]+: to=<rcpt@far\.example>, relay=none, .*dsn=4\.3\.2, status=deferred \(deferred transport\)`)
+	if n := sink.Count(); n != 0 {
+		t.Fatalf("sink got %d messages before the flush", n)
+	}
+	if out, err := exec.Command(filepath.Join(tools(t), "mtactl"), "-c", d.dir, "queue", "flush").CombinedOutput(); err != nil {
+		t.Fatalf("mtactl queue flush: %v %s", err, out)
+	}
+	peers.WaitFor(t, 30*time.Second, func() bool { return sink.Count() == 1 }, "the flushed mail at the sink")
+}

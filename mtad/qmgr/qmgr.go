@@ -349,7 +349,7 @@ func (q *Qmgr) dispatch(ctx context.Context, rcpts []store.ClaimedRecipient, cla
 	}
 	q.forgetIdle(claimedAt)
 	for _, j := range jobs {
-		if q.isDeferTransport(j.transport) {
+		if q.isDeferTransport(j.transport) && !flushed(j) {
 			defers = append(defers, deferral{j, q.serviceName(rewrite.RetryTransport), "4.3.2", "deferred transport"})
 			continue
 		}
@@ -662,4 +662,15 @@ func equalFold(a, b string) bool {
 		}
 	}
 	return true
+}
+
+// flushed reports whether a flush made this delivery due (postqueue -f,
+// sendmail -q, ETRN): Postfix delivers through defer_transports then.
+func flushed(j *job) bool {
+	for _, r := range j.rcpts {
+		if r.Flushed {
+			return true
+		}
+	}
+	return false
 }

@@ -29,7 +29,8 @@ SET state = 'active', lease_owner = ?, lease_expires_at = ?, next_attempt_at = ?
 WHERE id IN (%s)`,
 	ClaimFetch: `
 SELECT r.id, r.message_id, r.address, r.orig_address, r.notify, r.orcpt, r.domain, r.attempts, r.last_reason,
-       m.sender, m.arrival, m.size, m.nrcpt, m.message_id, m.content_filter, m.expire_forced, m.delay_warned
+       m.sender, m.arrival, m.size, m.nrcpt, m.message_id, m.content_filter, m.expire_forced, m.delay_warned,
+       r.flushed
 FROM queue_recipient r
 JOIN queue_message m ON m.id = r.message_id
 WHERE r.id IN (%s)
@@ -50,7 +51,7 @@ WHERE m.id IN (%s) AND NOT EXISTS (SELECT 1 FROM queue_recipient r WHERE r.messa
 UPDATE queue_recipient r
 JOIN (%s) d ON r.id = d.id
 SET r.state = 'deferred', r.attempts = r.attempts + 1, r.last_reason = d.reason,
-    r.next_attempt_at = d.next_at, r.lease_owner = NULL, r.lease_expires_at = NULL
+    r.next_attempt_at = d.next_at, r.lease_owner = NULL, r.lease_expires_at = NULL, r.flushed = FALSE
 WHERE r.lease_owner = ?`,
 	DeferRow:   `SELECT ? AS id, ? AS reason, CAST(? AS DATETIME(6)) AS next_at`,
 	DeferBatch: 1000,

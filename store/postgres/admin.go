@@ -79,8 +79,8 @@ SELECT id FROM e`
 
 const qAdminFlush = `
 WITH u AS (
-    UPDATE queue_recipient SET next_attempt_at = $1
-    WHERE state IN ('queued', 'deferred') AND next_attempt_at > $1
+    UPDATE queue_recipient SET next_attempt_at = LEAST(next_attempt_at, $1), flushed = true
+    WHERE state IN ('queued', 'deferred') AND NOT flushed
       AND ($2 = '' OR message_id = $2) AND ($3 = '' OR domain = $3)
     RETURNING 1
 )

@@ -32,10 +32,12 @@ WITH due AS (
     SET state = 'active', lease_owner = $3, lease_expires_at = $4, next_attempt_at = $4
     FROM due
     WHERE r.id = due.id
-    RETURNING r.id, r.message_id, r.address, r.orig_address, r.notify, r.orcpt, r.domain, r.attempts, r.last_reason
+    RETURNING r.id, r.message_id, r.address, r.orig_address, r.notify, r.orcpt, r.domain, r.attempts, r.last_reason,
+              r.flushed
 )
 SELECT c.id, c.message_id, c.address, c.orig_address, c.notify, c.orcpt, c.domain, c.attempts, c.last_reason,
-       m.sender, m.arrival, m.size, m.nrcpt, m.message_id, m.content_filter, m.expire_forced, m.delay_warned
+       m.sender, m.arrival, m.size, m.nrcpt, m.message_id, m.content_filter, m.expire_forced, m.delay_warned,
+       c.flushed
 FROM claimed c
 JOIN queue_message m ON m.id = c.message_id
 ORDER BY c.message_id, c.id`
@@ -66,7 +68,7 @@ RETURNING m.id`
 const qDefer = `
 UPDATE queue_recipient r
 SET state = 'deferred', attempts = r.attempts + 1, last_reason = d.reason, next_attempt_at = d.next_at,
-    lease_owner = NULL, lease_expires_at = NULL
+    lease_owner = NULL, lease_expires_at = NULL, flushed = false
 FROM unnest($2::bigint[], $3::text[], $4::timestamptz[]) AS d(id, reason, next_at)
 WHERE r.id = d.id AND r.lease_owner = $1`
 

@@ -34,7 +34,8 @@ RETURNING id, message_id, address, orig_address, notify, orcpt, domain, attempts
           (SELECT m.message_id FROM queue_message m WHERE m.id = queue_recipient.message_id),
           (SELECT m.content_filter FROM queue_message m WHERE m.id = queue_recipient.message_id),
           (SELECT m.expire_forced FROM queue_message m WHERE m.id = queue_recipient.message_id),
-          (SELECT m.delay_warned FROM queue_message m WHERE m.id = queue_recipient.message_id)`,
+          (SELECT m.delay_warned FROM queue_message m WHERE m.id = queue_recipient.message_id),
+          flushed`,
 	// The single writer already serialises completions: this only finds the messages involved.
 	CompleteLock: `
 SELECT id FROM queue_message
@@ -48,7 +49,7 @@ WHERE m.id IN (%s) AND NOT EXISTS (SELECT 1 FROM queue_recipient r WHERE r.messa
 	Defer: `
 UPDATE queue_recipient
 SET state = 'deferred', attempts = attempts + 1, last_reason = d.reason,
-    next_attempt_at = d.next_at, lease_owner = NULL, lease_expires_at = NULL
+    next_attempt_at = d.next_at, lease_owner = NULL, lease_expires_at = NULL, flushed = 0
 FROM (%s) AS d
 WHERE queue_recipient.id = d.id AND queue_recipient.lease_owner = ?`,
 	DeferRow:   `SELECT ? AS id, ? AS reason, ? AS next_at`,

@@ -313,6 +313,18 @@ func testAdminFlush(t *testing.T, h Harness) {
 	if r := get(t, s, ms[2]).Recipients[0]; r.State != store.StateHold {
 		t.Errorf("held recipient after flush: %+v", r)
 	}
+	// The flushed attempt says so (defer_transports let it through); its
+	// deferral clears the mark, so the next attempt is an ordinary one.
+	c := claim(t, s, "node", 10, time.Minute, time.Now().Add(time.Second))
+	if len(c) != 2 || !c[0].Flushed || !c[1].Flushed {
+		t.Fatalf("claim after flush: %+v", c)
+	}
+	if err := s.RecipientsDefer(ctx, "node", []store.Deferral{{ID: c[0].ID, Reason: "r", NextAttempt: time.Now()}}); err != nil {
+		t.Fatal(err)
+	}
+	if c := claim(t, s, "node2", 10, time.Minute, time.Now().Add(time.Second)); len(c) != 1 || c[0].Flushed {
+		t.Errorf("claim after the flushed attempt was deferred: %+v", c)
+	}
 }
 
 func sortedStrings(xs ...string) []string {

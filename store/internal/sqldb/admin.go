@@ -62,8 +62,8 @@ WHERE ` + notLive + ` AND message_id IN (%s)`,
 		// Expiry happens at the next attempt: the message's waiting recipients become due now.
 		ExpireDue: `UPDATE queue_recipient SET next_attempt_at = ?
 WHERE state IN ('queued', 'deferred') AND next_attempt_at > ? AND message_id IN (%s)`,
-		Flush: `UPDATE queue_recipient SET next_attempt_at = ?
-WHERE state IN ('queued', 'deferred') AND next_attempt_at > ?
+		Flush: `UPDATE queue_recipient SET next_attempt_at = CASE WHEN next_attempt_at > ? THEN ? ELSE next_attempt_at END, flushed = 1
+WHERE state IN ('queued', 'deferred') AND flushed = 0
   AND (? = '' OR message_id = ?) AND (? = '' OR domain = ?)`,
 	}
 }

@@ -1,0 +1,7 @@
+-- +goose Up
+-- A flush (postqueue -f/-s/-i, sendmail -q, ETRN) sets it: the next attempt delivers even through a transport
+-- in defer_transports, as Postfix's flush does for that queue run. A deferral clears it.
+ALTER TABLE queue_recipient ADD COLUMN flushed BOOLEAN NOT NULL DEFAULT FALSE;
+
+-- +goose Down
+ALTER TABLE queue_recipient DROP COLUMN flushed;
