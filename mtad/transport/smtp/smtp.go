@@ -43,9 +43,9 @@ type Config struct {
 	// TLSLevel is smtp_tls_security_level: "none" (or ""): never STARTTLS;
 	// "may": STARTTLS when offered, no verification, plaintext when it
 	// fails; "encrypt": STARTTLS or no delivery (no verification either).
-	TLSLevel string
-	MXAddressLimit  int           // smtp_mx_address_limit, 5
-	MXSessionLimit  int           // smtp_mx_session_limit, 2
+	TLSLevel       string
+	MXAddressLimit int // smtp_mx_address_limit, 5
+	MXSessionLimit int // smtp_mx_session_limit, 2
 }
 
 func (c *Config) setDefaults() {
