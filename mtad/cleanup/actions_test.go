@@ -295,3 +295,37 @@ func FuzzAddrHeader(f *testing.F) {
 		_ = foldHeader("To: " + out)
 	})
 }
+
+// TestReceiveOverrideOptions: after a content filter (smtpd -o
+// receive_override_options=no_address_mappings,no_header_body_checks)
+// nothing is mapped, no automatic BCC is added and header_checks do not
+// run; the same message through main.cf's settings gets all of them.
+func TestReceiveOverrideOptions(t *testing.T) {
+	f := newFixture(t)
+	checks := f.file("regexp", "hc", "/^Subject: reject-me/ REJECT no thanks\n")
+	c := f.cleanup(func(cfg *Config) {
+		cfg.HeaderChecks = []string{checks}
+		cfg.VirtualAliasMaps = []string{f.hash("virt", "list@t.example m1@t.example, m2@t.example\n")}
+		cfg.CanonicalMaps = []string{f.hash("canon", "old@t.example new@t.example\n")}
+		cfg.AlwaysBcc = "archive@t.example"
+	})
+	body := "Subject: reject-me\r\n\r\nb\r\n"
+	reinjected := c.Service("", nil).WithOverrides([]string{"no_address_mappings", "no_header_body_checks"})
+	m := f.send(func(ctx context.Context, env *envelope.Envelope) error {
+		return reinjected.Submit(ctx, env, strings.NewReader(body))
+	}, &envelope.Envelope{Sender: "old@t.example", Recipients: rcpts("list@t.example")})
+	if want := []string{"list@t.example orig=list@t.example notify= state=queued"}; m.Sender != "old@t.example" || !slices.Equal(recipientSummary(m), want) {
+		t.Errorf("with overrides: sender %s, recipients %v; want old@t.example, %v", m.Sender, recipientSummary(m), want)
+	}
+	env := &envelope.Envelope{QueueID: queueid.New(), Sender: "old@t.example", Recipients: rcpts("list@t.example"),
+		ClientName: "client.example", ClientAddr: "192.0.2.1", Helo: "client.example", Protocol: "ESMTP"}
+	if err := c.Service("", nil).Submit(context.Background(), env, strings.NewReader(body)); err == nil || !strings.Contains(err.Error(), "no thanks") {
+		t.Errorf("without overrides: %v; want the header_checks REJECT", err)
+	}
+	m = f.send(func(ctx context.Context, env *envelope.Envelope) error {
+		return c.Submit(ctx, env, strings.NewReader("Subject: fine\r\n\r\nb\r\n"))
+	}, &envelope.Envelope{Sender: "old@t.example", Recipients: rcpts("list@t.example")})
+	if m.Sender != "new@t.example" || len(m.Recipients) != 3 {
+		t.Errorf("without overrides: sender %s, recipients %v; want new@t.example and m1, m2, archive", m.Sender, recipientSummary(m))
+	}
+}

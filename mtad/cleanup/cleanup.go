@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -82,6 +83,9 @@ type Config struct {
 	// through Service.
 	ContentFilter string
 	AlwaysBcc     string // always_bcc
+	// ReceiveOverrideOptions is main.cf's receive_override_options (what
+	// pickup's mail gets; smtpd services may have their own, WithOverrides).
+	ReceiveOverrideOptions []string
 	// QueueRunDelay (queue_run_delay) dates new mail's first due time that
 	// far back, so the qmgr claims it before deferred mail that became due
 	// since, and deferred mail waits at most that long behind new mail.
@@ -130,7 +134,10 @@ type Service struct {
 type serviceOpts struct {
 	contentFilter string
 	headerClients []string
+	overrides     []string // receive_override_options
 }
+
+func (o serviceOpts) has(option string) bool { return slices.Contains(o.overrides, option) }
 
 // Service returns a Submitter that uses contentFilter and
 // localHeaderRewriteClients (nil: the Config's) in place of main.cf's.
@@ -138,7 +145,16 @@ func (c *Cleanup) Service(contentFilter string, localHeaderRewriteClients []stri
 	if localHeaderRewriteClients == nil {
 		localHeaderRewriteClients = c.cfg.LocalHeaderRewriteClients
 	}
-	return &Service{c: c, opts: serviceOpts{contentFilter: contentFilter, headerClients: localHeaderRewriteClients}}
+	return &Service{c: c, opts: serviceOpts{contentFilter: contentFilter, headerClients: localHeaderRewriteClients,
+		overrides: c.cfg.ReceiveOverrideOptions}}
+}
+
+// WithOverrides returns the service with a service's own
+// receive_override_options (smtpd -o in master.cf) in place of main.cf's.
+func (s *Service) WithOverrides(options []string) *Service {
+	o := s.opts
+	o.overrides = options
+	return &Service{c: s.c, opts: o}
 }
 
 // Submit is Cleanup.Submit with the service's parameters.
@@ -178,6 +194,7 @@ var queueWriteError = reply.New(451, "4.3.0", "Error: queue file write error")
 type tables struct {
 	senderCanon, recipientCanon, canon, virtual, headerChecks *maps
 	senderBcc, recipientBcc                                   *maps
+	noMasquerade                                              bool
 }
 
 func (c *Cleanup) openTables(ctx context.Context) (*tables, error) {
@@ -217,7 +234,7 @@ func (c *Cleanup) rewriteSender(ctx context.Context, st *state, t *tables, addr 
 	if hasClass(c.cfg.CanonicalClasses, "envelope_sender") {
 		addr = c.map11(ctx, st, t.canon, addr)
 	}
-	if hasClass(c.cfg.MasqueradeClasses, "envelope_sender") {
+	if !t.noMasquerade && hasClass(c.cfg.MasqueradeClasses, "envelope_sender") {
 		addr = c.masquerade(addr)
 	}
 	return addr
@@ -236,7 +253,7 @@ func (c *Cleanup) rewriteRecipient(ctx context.Context, st *state, t *tables, ad
 	if hasClass(c.cfg.CanonicalClasses, "envelope_recipient") {
 		addr = c.map11(ctx, st, t.canon, addr)
 	}
-	if hasClass(c.cfg.MasqueradeClasses, "envelope_recipient") {
+	if !t.noMasquerade && hasClass(c.cfg.MasqueradeClasses, "envelope_recipient") {
 		addr = c.masquerade(addr)
 	}
 	return addr
@@ -265,7 +282,8 @@ func (d *dupFilter) check(key string) bool {
 // after the store committed, or when header_checks discarded the message
 // (Postfix answers 250 for that too).
 func (c *Cleanup) Submit(ctx context.Context, env *envelope.Envelope, content io.Reader) error {
-	return c.submit(ctx, env, content, serviceOpts{contentFilter: c.cfg.ContentFilter, headerClients: c.cfg.LocalHeaderRewriteClients})
+	return c.submit(ctx, env, content, serviceOpts{contentFilter: c.cfg.ContentFilter, headerClients: c.cfg.LocalHeaderRewriteClients,
+		overrides: c.cfg.ReceiveOverrideOptions})
 }
 
 func (c *Cleanup) submit(ctx context.Context, env *envelope.Envelope, content io.Reader, opts serviceOpts) error {
@@ -284,6 +302,17 @@ func (c *Cleanup) submit(ctx context.Context, env *envelope.Envelope, content io
 	if err != nil {
 		c.log.Printf("cleanup", "warning: %s: %v -- message not accepted, try again later", env.QueueID, err)
 		return queueWriteError.Wrap(err)
+	}
+	// receive_override_options: after a content filter the mail was mapped
+	// already (no_address_mappings: canonical, masquerading, virtual
+	// aliases and automatic BCC), and checked (no_header_body_checks).
+	noMappings := opts.has("no_address_mappings")
+	if noMappings {
+		t.senderCanon, t.recipientCanon, t.canon, t.virtual, t.senderBcc, t.recipientBcc = nil, nil, nil, nil, nil, nil
+		t.noMasquerade = true
+	}
+	if opts.has("no_header_body_checks") {
+		t.headerChecks = nil
 	}
 	st := &state{queueID: env.QueueID}
 	sender := c.rewriteSender(ctx, st, t, env.Sender)
@@ -336,7 +365,7 @@ func (c *Cleanup) submit(ctx context.Context, env *envelope.Envelope, content io
 		out(c.rewriteRecipient(ctx, st, t, a), envelope.Recipient{Address: a, Orig: a, Notify: "NEVER"})
 	}
 	// Automatic BCC is for new mail only (CLEANUP_FLAG_BCC_OK).
-	autoBcc := !env.Internal
+	autoBcc := !env.Internal && !noMappings
 	if autoBcc && sender != "" {
 		c.bccLookup(ctx, st, t.senderBcc, sender, bcc)
 	}

@@ -304,7 +304,7 @@ func (c *Cleanup) rewriteHeaderAddr(ctx context.Context, hr *hdrRewrite, class b
 	if hasClass(c.cfg.CanonicalClasses, hclass) {
 		addr = c.map11(ctx, hr.st, hr.t.canon, addr)
 	}
-	if hasClass(c.cfg.MasqueradeClasses, hclass) {
+	if !hr.t.noMasquerade && hasClass(c.cfg.MasqueradeClasses, hclass) {
 		addr = c.masquerade(addr)
 	}
 	if addr == internalAddr(ext) {

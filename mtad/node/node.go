@@ -186,6 +186,7 @@ func (n *Node) build() error {
 		MailName:                       get("mail_name"),
 		HeaderSizeLimit:                num("header_size_limit"),
 		QueueRunDelay:                  dur("queue_run_delay"),
+		ReceiveOverrideOptions:         cfg.List("receive_override_options"),
 		AlwaysAddMissing:               boolean("always_add_missing_headers"),
 		LocalAddrs:                     interfaceAddrs(),
 		Qualify:                        res.Qualify,
@@ -422,7 +423,8 @@ func (n *Node) smtpdConfig(cfg *config.Config, res *rewrite.Resolver, maps *mapo
 		Log:                   n.log,
 		// content_filter and local_header_rewrite_clients are smtpd's to
 		// pass to cleanup, so a service's -o overrides count.
-		Submitter: n.cleanup.Service(cfg.Get("content_filter"), append([]string{}, cfg.List("local_header_rewrite_clients")...)),
+		Submitter: n.cleanup.Service(cfg.Get("content_filter"), append([]string{}, cfg.List("local_header_rewrite_clients")...)).
+			WithOverrides(cfg.List("receive_override_options")),
 		// Postfix's notices skip content_filter (internal_mail_filter_classes is empty).
 		Notify:               n.cleanup.Service("", nil),
 		NotifyClasses:        cfg.List("notify_classes"),
