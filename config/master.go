@@ -21,6 +21,10 @@ type Service struct {
 	// applied with Config.With.
 	Overrides map[string]string
 
+	// MaxProc is the maxproc column: -1 for "-" (default_process_limit),
+	// 0 for no limit, otherwise the most sessions at once.
+	MaxProc int
+
 	File string
 	Line int
 }
@@ -78,8 +82,13 @@ func parseMasterLine(file string, l logicalLine) (Service, bool, error) {
 	if w := strings.TrimSuffix(f[5], "?"); w != "-" && !allDigits(w) {
 		return bad("field \"wakeup\": bad value: \"%s\"", f[5])
 	}
-	if f[6] != "-" && !allDigits(f[6]) {
-		return bad("field \"maxproc\": bad value: \"%s\"", f[6])
+	maxProc := -1
+	if f[6] != "-" {
+		n, err := strconv.Atoi(f[6])
+		if err != nil || !allDigits(f[6]) {
+			return bad("field \"maxproc\": bad value: \"%s\"", f[6])
+		}
+		maxProc = n
 	}
 	// The command and its arguments: split on whitespace, keeping { … }
 	// groups whole, as master(8) does for "-o { name = value }".
@@ -122,7 +131,7 @@ func parseMasterLine(file string, l logicalLine) (Service, bool, error) {
 	if err != nil {
 		return bad("%v", err)
 	}
-	return Service{Name: service, Listen: listen, Overrides: overrides, File: file, Line: l.line}, true, nil
+	return Service{Name: service, Listen: listen, Overrides: overrides, MaxProc: maxProc, File: file, Line: l.line}, true, nil
 }
 
 // splitArgs returns the command and its arguments. fields is the plain

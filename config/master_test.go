@@ -17,7 +17,7 @@ const sampleMaster = `#
 # ==========================================================================
 smtp      inet  n       -       y       -       -       smtpd
 #smtp      inet  n       -       y       -       1       postscreen
-127.0.0.1:2525 inet n  -       n       -       -       smtpd
+127.0.0.1:2525 inet n  -       n       -       10      smtpd
   -o { smtpd_banner = $myhostname  test server }
   # an indented comment inside the entry
   -o { smtpd_client_restrictions = permit_mynetworks, reject }
@@ -30,7 +30,7 @@ submission inet n       -       y       -       -       smtpd
 pickup    unix  n       -       y       60      1       pickup
 cleanup   unix  n       -       y       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
-2526      inet  n       -       n       -       -       smtpd
+2526      inet  n       -       n       -       0       smtpd
 relay     unix  -       -       y       -       -       smtp
         -o syslog_name=postfix/$service_name
 smtpsvc   inet  n       -       n       -       -       postscreen
@@ -44,19 +44,19 @@ func TestParseMaster(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []Service{
-		{Name: "smtp", Listen: ":25", Overrides: map[string]string{}, File: "master.cf", Line: 7},
+		{Name: "smtp", Listen: ":25", Overrides: map[string]string{}, MaxProc: -1, File: "master.cf", Line: 7},
 		{Name: "127.0.0.1:2525", Listen: "127.0.0.1:2525", Overrides: map[string]string{
 			"smtpd_banner":              "$myhostname  test server",
 			"smtpd_client_restrictions": "permit_mynetworks, reject",
 			"syslog_name":               "postfix/2525",
-		}, File: "master.cf", Line: 9},
-		{Name: "[::1]:25", Listen: "[::1]:25", Overrides: map[string]string{"smtpd_tls_security_level": "none"}, File: "master.cf", Line: 14},
+		}, MaxProc: 10, File: "master.cf", Line: 9},
+		{Name: "[::1]:25", Listen: "[::1]:25", Overrides: map[string]string{"smtpd_tls_security_level": "none"}, MaxProc: -1, File: "master.cf", Line: 14},
 		{Name: "submission", Listen: ":587", Overrides: map[string]string{
 			"syslog_name":              "postfix/submission",
 			"smtpd_tls_security_level": "encrypt",
 			"smtpd_sasl_auth_enable":   "yes",
-		}, File: "master.cf", Line: 15},
-		{Name: "2526", Listen: ":2526", Overrides: map[string]string{}, File: "master.cf", Line: 22},
+		}, MaxProc: -1, File: "master.cf", Line: 15},
+		{Name: "2526", Listen: ":2526", Overrides: map[string]string{}, MaxProc: 0, File: "master.cf", Line: 22},
 	}
 	if !reflect.DeepEqual(svcs, want) {
 		t.Errorf("services:\n got %+v\nwant %+v", svcs, want)
@@ -91,6 +91,8 @@ func TestMasterErrors(t *testing.T) {
 		{"x unix n - y - - a\nsmtp inet maybe - y - - smtpd\n", `field "private": bad value: "maybe"`, 2},
 		{"smtp inet n - y never - smtpd\n", `field "wakeup"`, 1},
 		{"smtp inet n - y 60? x smtpd\n", `field "maxproc"`, 1},
+		{"smtp inet n - y - -1 smtpd\n", `field "maxproc": bad value: "-1"`, 1},
+		{"smtp inet n - y - 99999999999999999999 smtpd\n", `field "maxproc"`, 1},
 		{"smtp inet n - y - - smtpd -o\n", "option -o requires", 1},
 		{"smtp inet n - y - - smtpd\n  -o novalue\n", `bad -o option: "novalue"`, 1},
 		{"smtp inet n - y - - smtpd -o {a = b\n", "missing '}'", 1},

@@ -6,13 +6,16 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"sqlmta/config"
+	mapopen "sqlmta/mapdrivers/open"
 	"sqlmta/mtad/maillog"
+	"sqlmta/mtad/matchlist"
 	"sqlmta/mtad/rewrite"
 	"sqlmta/store"
 )
@@ -116,15 +119,30 @@ func postqueueMain(prog, dir string, args []string, stdout, stderr io.Writer) in
 	if err == nil && (len(rest) > 0 || mode == "") {
 		err = fmt.Errorf("usage: %s -p | -j | -f | -i queue_id | -s site", prog)
 	}
+	if err == nil && mode == "s" && !validSite(flush.Site) {
+		err = fmt.Errorf("Cannot flush mail queue - invalid destination: \"%s\"", clip(flush.Site, 100))
+	}
 	if err != nil {
-		return queueFatal(stderr, prog, err)
+		return postqueueFatal(stderr, prog, err)
 	}
 	ctx := context.Background()
 	e, err := openQueue(ctx, dir)
 	if err != nil {
-		return queueFatal(stderr, prog, err)
+		return postqueueFatal(stderr, prog, err)
 	}
 	defer e.Close()
+	if mode == "s" {
+		// Postfix's flush(8) serves only the sites in fast_flush_domains; a table that fails is its
+		// FLUSH_STAT_FAIL.
+		ok, err := e.fastFlushDomain(ctx, flush.Site)
+		if err != nil {
+			fmt.Fprintf(stderr, "%s: warning: fast_flush_domains: %v\n", prog, err)
+			return postqueueFatal(stderr, prog, fmt.Errorf("Cannot flush mail queue - mail system is down"))
+		}
+		if !ok {
+			return postqueueFatal(stderr, prog, fmt.Errorf("Flush service is not configured for destination \"%s\"", flush.Site))
+		}
+	}
 	switch mode {
 	case "p":
 		err = e.list(ctx, stdout, false)
@@ -139,9 +157,45 @@ func postqueueMain(prog, dir string, args []string, stdout, stderr io.Writer) in
 		}
 	}
 	if err != nil {
-		return queueFatal(stderr, prog, err)
+		return postqueueFatal(stderr, prog, err)
 	}
 	return 0
+}
+
+// postqueueFatal is queueFatal with postqueue's status: its msg_cleanup handler makes every fatal
+// error exit EX_UNAVAILABLE (69), whatever status the message asked for.
+func postqueueFatal(stderr io.Writer, prog string, err error) int {
+	queueFatal(stderr, prog, err)
+	return 69
+}
+
+// validSite is postqueue's check of a -s site: a [address] literal or a valid_hostname.
+func validSite(site string) bool {
+	if inner, ok := strings.CutPrefix(site, "["); ok {
+		inner, ok = strings.CutSuffix(inner, "]")
+		return ok && rewrite.ValidMailhostAddr(inner)
+	}
+	return rewrite.ValidHostname(site)
+}
+
+// clip is printf's "%.Ns%s" with "..." after a cut, as Postfix quotes untrusted input.
+func clip(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}
+
+// fastFlushDomain reports whether site is in fast_flush_domains, matched as smtpd's ETRN does.
+func (e *queueEnv) fastFlushDomain(ctx context.Context, site string) (bool, error) {
+	opener := &mapopen.Opener{Store: e.st}
+	defer opener.Close()
+	sub := slices.Contains(e.cfg.List("parent_domain_matches_subdomains"), "fast_flush_domains")
+	domains, err := matchlist.ParseDomainsTables(ctx, e.cfg.List("fast_flush_domains"), sub, opener.Open)
+	if err != nil {
+		return false, err
+	}
+	return domains.Match(ctx, site)
 }
 
 // mailqMain is mailq: postqueue -p (sendmail's -v and -C are accepted).

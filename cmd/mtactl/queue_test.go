@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/smtp"
 	"os"
@@ -222,6 +223,7 @@ func TestPostsuper(t *testing.T) {
 
 func TestPostqueueFlush(t *testing.T) {
 	dir, _, st := queueSetup(t, testdb.SQLiteURL(t))
+	appendMainCf(t, dir, "relay_domains = two.example\n")
 	put(t, st, "F1", "s@example.org", time.Now(), "x\r\n", []string{"a@one.example"}, "r")
 	put(t, st, "F2", "s@example.org", time.Now(), "x\r\n", []string{"b@two.example"}, "r")
 	due := func(id string) bool {
@@ -233,6 +235,97 @@ func TestPostqueueFlush(t *testing.T) {
 	}
 	if _, errs, code := mtactl(t, "-c", dir, "queue", "flush"); code != 0 || !due("F1") {
 		t.Errorf("postqueue -f: %d %s; due F1 %v", code, errs, due("F1"))
+	}
+}
+
+// appendMainCf adds lines to dir/main.cf.
+func appendMainCf(t testing.TB, dir, lines string) {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(dir, "main.cf"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(lines); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// flushSiteCases are -s sites for the fast_flush_domains in flushSiteMainCf: eligible ones (also through
+// a parent domain, a table and case), a negated one, others, and sites postqueue rejects as invalid.
+const flushSiteMainCf = "relay_domains = two.example, inline:{table.example=x}\n" +
+	"fast_flush_domains = !no.two.example, $relay_domains\n"
+
+var flushSiteCases = []string{
+	"two.example", "TWO.Example", "sub.two.example", "a_b.two.example", "table.example", "sub.table.example",
+	"no.two.example", "other.example", "[127.0.0.1]", "[IPv6:::1]", "127.0.0.1",
+	"bad..site", ".two.example", "two.example.", "-x.two.example", "[1.2.3]", "[::1]", "a@b.example",
+	strings.Repeat("x", 120) + "!",
+}
+
+// TestPostqueueSite checks postqueue -s against fast_flush_domains: a site outside it is refused as
+// Postfix's flush(8) refuses it, with nothing flushed.
+func TestPostqueueSite(t *testing.T) {
+	dir, _, st := queueSetup(t, testdb.SQLiteURL(t))
+	appendMainCf(t, dir, flushSiteMainCf)
+	put(t, st, "S1", "s@example.org", time.Now(), "x\r\n", []string{"a@other.example"}, "r")
+	put(t, st, "S2", "s@example.org", time.Now(), "x\r\n", []string{"b@sub.two.example"}, "r")
+	due := func(id string) bool {
+		m, _ := st.MessageGet(context.Background(), id)
+		return !m.Recipients[0].NextAttempt.After(time.Now())
+	}
+	pq := func(args ...string) (string, int) {
+		var out, errb bytes.Buffer
+		code := postqueueMain("postqueue", dir, args, &out, &errb)
+		return errb.String(), code
+	}
+	if errs, code := pq("-s", "other.example"); code != 69 || errs != "postqueue: fatal: Flush service is not configured for destination \"other.example\"\n" || due("S1") {
+		t.Errorf("-s other.example: %d %q, S1 due %v", code, errs, due("S1"))
+	}
+	if errs, code := pq("-s", "bad..site"); code != 69 || errs != "postqueue: fatal: Cannot flush mail queue - invalid destination: \"bad..site\"\n" {
+		t.Errorf("-s bad..site: %d %q", code, errs)
+	}
+	long := strings.Repeat("y", 150)
+	if errs, _ := pq("-s", long+"!"); errs != "postqueue: fatal: Cannot flush mail queue - invalid destination: \""+long[:100]+"...\"\n" {
+		t.Errorf("-s long: %q", errs)
+	}
+	if errs, code := pq("-s", "sub.two.example"); code != 0 || errs != "" || !due("S2") || due("S1") {
+		t.Errorf("-s sub.two.example: %d %q, due S1 %v S2 %v", code, errs, due("S1"), due("S2"))
+	}
+	// A table that cannot be opened is flush(8)'s failure, not a refusal.
+	appendMainCf(t, dir, "fast_flush_domains = pgsql:"+filepath.Join(dir, "missing.cf")+"\n")
+	if errs, code := pq("-s", "two.example"); code != 69 || !strings.HasSuffix(errs, "postqueue: fatal: Cannot flush mail queue - mail system is down\n") || !strings.Contains(errs, "postqueue: warning: ") {
+		t.Errorf("-s with a broken table: %d %q", code, errs)
+	}
+}
+
+// TestPostqueueSiteDifferential runs postqueue -s for each of flushSiteCases against a Postfix with the
+// same settings and against mtactl, and compares the messages and exit statuses.
+func TestPostqueueSiteDifferential(t *testing.T) {
+	postqueue := peers.Require(t, "postqueue")
+	pf := peers.StartPostfix(t, peers.PostfixOptions{
+		Relayhost:   fmt.Sprintf("[127.0.0.1]:%d", peers.FreePort(t)),
+		ExtraMainCf: flushSiteMainCf,
+	})
+	etc := filepath.Join(pf.Dir(), "etc")
+	dir, _, _ := queueSetup(t, testdb.SQLiteURL(t))
+	appendMainCf(t, dir, flushSiteMainCf)
+	for _, site := range flushSiteCases {
+		var errb bytes.Buffer
+		cmd := exec.Command(postqueue, "-c", etc, "-s", site)
+		cmd.Stderr = &errb
+		err := cmd.Run()
+		wantCode := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			wantCode = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		var got bytes.Buffer
+		code := postqueueMain("postqueue", dir, []string{"-s", site}, io.Discard, &got)
+		if code != wantCode || got.String() != errb.String() {
+			t.Errorf("-s %q: ours %d %q, Postfix %d %q", site, code, got.String(), wantCode, errb.String())
+		}
 	}
 }
 

@@ -127,19 +127,83 @@ type notice struct {
 	what        string // for the log: "sender non-delivery notification", …
 }
 
-// notify sends the notices about one message's recipients.
+// source is the message a notice is about and how to read its content.
+type source struct {
+	*store.Message
+	open        func() (io.ReadCloser, error)
+	headersOnly bool // too big, or content cleanup refused: only its headers go back
+}
+
+// notify sends the notices about one queued message's recipients.
 func (b *Bouncer) notify(ctx context.Context, k kind, rcpts []store.ClaimedRecipient, results []transport.Result) error {
 	first := rcpts[0]
-	if b.isDoubleBounce(first.Sender) {
-		// A postmaster copy that failed: never a triple bounce.
-		b.Log.Printf("bounce", "warning: %s: undeliverable postmaster notification discarded", first.QueueID)
+	if b.discardDoubleBounce(first.Sender, first.QueueID) {
 		return nil
 	}
 	msg, err := b.Store.MessageGet(ctx, first.QueueID)
 	if err != nil {
 		return err
 	}
-	tooBig := b.SizeLimit > 0 && msg.Size > b.SizeLimit
+	open := func() (io.ReadCloser, error) { return b.Store.ContentOpen(ctx, msg.QueueID) }
+	return b.notifyAbout(ctx, k, source{Message: msg, open: open, headersOnly: b.SizeLimit > 0 && msg.Size > b.SizeLimit}, rcpts, results)
+}
+
+// discardDoubleBounce reports whether mail from sender is a postmaster copy (double_bounce_sender),
+// which is never returned: no triple bounce.
+func (b *Bouncer) discardDoubleBounce(sender, queueID string) bool {
+	if !b.isDoubleBounce(sender) {
+		return false
+	}
+	b.Log.Printf("bounce", "warning: %s: undeliverable postmaster notification discarded", queueID)
+	return true
+}
+
+// Rejected returns to its sender mail that cleanup refused for good before it was queued: Postfix's
+// cleanup_bounce, which pickup asks for (CLEANUP_FLAG_BOUNCE) because a local sender has no SMTP reply
+// to read. Every recipient fails with dsn and text; the notice carries the original's headers only, as
+// Postfix's does for rejected content. content is read once, up to the end of its headers.
+func (b *Bouncer) Rejected(ctx context.Context, env *envelope.Envelope, content io.Reader, dsn, text string) error {
+	if b.discardDoubleBounce(env.Sender, env.QueueID) {
+		return nil
+	}
+	head, err := io.ReadAll(headerBlock(content))
+	if err != nil {
+		return err
+	}
+	msg := &store.Message{QueueID: env.QueueID, Sender: env.Sender, Arrival: env.Arrival, EnvID: env.EnvID,
+		Ret: env.Ret, MessageID: headerValue(head, "Message-Id")}
+	var rcpts []store.ClaimedRecipient
+	var results []transport.Result
+	for _, r := range env.Recipients {
+		rcpts = append(rcpts, store.ClaimedRecipient{QueueID: env.QueueID, Address: r.Address, Orig: r.Orig,
+			Notify: r.Notify, ORCPT: r.ORCPT, Sender: env.Sender, Arrival: env.Arrival})
+		results = append(results, transport.Result{Status: transport.Bounced, DSN: dsn, Text: text, Relay: "none"})
+	}
+	if len(rcpts) == 0 {
+		return nil
+	}
+	open := func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(head)), nil }
+	err = b.notifyAbout(ctx, failure, source{Message: msg, open: open, headersOnly: true}, rcpts, results)
+	if err != nil {
+		return fmt.Errorf("bounce %s: %w", env.QueueID, err)
+	}
+	return nil
+}
+
+// headerValue is the first name: header's value in a header block (unfolded).
+func headerValue(head []byte, name string) string {
+	for _, line := range strings.Split(string(head), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if ok && strings.EqualFold(strings.TrimSpace(k), name) {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// notifyAbout sends the notices about msg's recipients.
+func (b *Bouncer) notifyAbout(ctx context.Context, k kind, msg source, rcpts []store.ClaimedRecipient, results []transport.Result) error {
+	first := rcpts[0]
 	copyClass, copyTo, pmWhat, senderWhat := "bounce", b.BounceNoticeRecipient, "postmaster non-delivery notification", "sender non-delivery notification"
 	if k == delay {
 		copyClass, copyTo, pmWhat, senderWhat = "delay", b.DelayNoticeRecipient, "postmaster delay notification", "sender delay notification"
@@ -155,7 +219,7 @@ func (b *Bouncer) notify(ctx context.Context, k kind, rcpts []store.ClaimedRecip
 			return nil
 		}
 		return b.send(ctx, msg, notice{kind: k, postmaster: true, from: b.doubleBounce(), to: or(copyTo, "postmaster"),
-			rcpts: rcpts, results: results, headersOnly: k == delay || tooBig, what: pmWhat})
+			rcpts: rcpts, results: results, headersOnly: k == delay || msg.headersOnly, what: pmWhat})
 	}
 	event := "FAILURE"
 	if k == delay {
@@ -170,7 +234,7 @@ func (b *Bouncer) notify(ctx context.Context, k kind, rcpts []store.ClaimedRecip
 		}
 	}
 	if len(sel) > 0 {
-		headersOnly := k == delay || strings.EqualFold(msg.Ret, "HDRS") || tooBig
+		headersOnly := k == delay || strings.EqualFold(msg.Ret, "HDRS") || msg.headersOnly
 		if err := b.send(ctx, msg, notice{kind: k, from: "", to: first.Sender, rcpts: sel, results: selRes,
 			headersOnly: headersOnly, what: senderWhat}); err != nil {
 			return err
@@ -189,14 +253,14 @@ func (b *Bouncer) notify(ctx context.Context, k kind, rcpts []store.ClaimedRecip
 }
 
 // send writes one notice and submits it to cleanup.
-func (b *Bouncer) send(ctx context.Context, msg *store.Message, n notice) error {
+func (b *Bouncer) send(ctx context.Context, msg source, n notice) error {
 	now := time.Now()
 	if b.Now != nil {
 		now = b.Now()
 	}
 	newID := queueid.New()
-	head := b.report(msg, n, now, newID)
-	content, err := b.Store.ContentOpen(ctx, msg.QueueID)
+	head := b.report(msg.Message, n, now, newID)
+	content, err := msg.open()
 	if err != nil {
 		return err
 	}

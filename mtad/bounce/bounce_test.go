@@ -442,6 +442,56 @@ func TestSubmitFailureIsReported(t *testing.T) {
 	}
 }
 
+// TestRejected checks the notice for mail cleanup refused before it was queued: one per sender, every
+// recipient that asks for failures listed with the reason, the original's headers only.
+func TestRejected(t *testing.T) {
+	var sub capture
+	var log bytes.Buffer
+	b := newBouncer(nil, &sub, &log)
+	b.NotifyClasses = []string{"bounce"}
+	arrival := time.Date(2024, 3, 5, 10, 21, 14, 0, time.UTC)
+	env := &envelope.Envelope{QueueID: "4D24A4B6B6", Sender: "alice@example.org", Arrival: arrival, Recipients: []envelope.Recipient{
+		{Address: "bob@example.net"}, {Address: "dave@example.net", Notify: "NEVER"}, {Address: "carol@example.net"},
+	}}
+	if err := b.Rejected(context.Background(), env, strings.NewReader(original), "5.7.1", "no spam please"); err != nil {
+		t.Fatal(err)
+	}
+	if len(sub.got) != 2 {
+		t.Fatalf("%d notices, want the sender's and the postmaster copy", len(sub.got))
+	}
+	n := sub.got[0]
+	if n.env.Sender != "" || len(n.env.Recipients) != 1 || n.env.Recipients[0].Address != "alice@example.org" {
+		t.Errorf("notice envelope: %+v", n.env)
+	}
+	r := parse(t, n.data)
+	check(t, "Subject", r.header.Get("Subject"), "Undelivered Mail Returned to Sender")
+	check(t, "References", r.header.Get("References"), "<m1@example.org>")
+	if !strings.Contains(r.text, "\n<bob@example.net>: no spam please\n\n<carol@example.net>: no spam please\n") || strings.Contains(r.text, "dave@") {
+		t.Errorf("notification text:\n%s", r.text)
+	}
+	check(t, "X-Postfix-Queue-ID", r.perMsg.Get("X-Postfix-Queue-ID"), "4D24A4B6B6")
+	if len(r.perRcpt) != 2 {
+		t.Fatalf("%d per-recipient blocks, want 2", len(r.perRcpt))
+	}
+	for _, h := range r.perRcpt {
+		check(t, "Status", h.Get("Status"), "5.7.1")
+		check(t, "Diagnostic-Code", h.Get("Diagnostic-Code"), "X-Postfix; no spam please")
+	}
+	check(t, "part 3 type", r.origType, "text/rfc822-headers")
+	wantHead := "Return-Path: <alice@example.org>\r\n" + original[:strings.Index(original, "\r\n\r\n")+2]
+	check(t, "returned headers", r.origBody, wantHead)
+	if !strings.Contains(log.String(), "4D24A4B6B6: sender non-delivery notification: "+sub.got[0].env.QueueID) {
+		t.Errorf("log:\n%s", log.String())
+	}
+
+	// A refused postmaster copy is not returned.
+	sub.got = nil
+	env.Sender = "double-bounce@mx.example.com"
+	if err := b.Rejected(context.Background(), env, strings.NewReader(original), "5.7.1", "x"); err != nil || len(sub.got) != 0 {
+		t.Errorf("double-bounce sender: %v, %d notices", err, len(sub.got))
+	}
+}
+
 func TestLineWrap(t *testing.T) {
 	for _, tc := range []struct {
 		in   string

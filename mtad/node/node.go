@@ -56,6 +56,7 @@ type Node struct {
 	servers  []*smtpd.Server
 	services []config.Service
 	cleanup  *cleanup.Cleanup
+	bouncer  *bounce.Bouncer // also returns maildrop mail cleanup refuses
 	maps     *mapopen.Opener
 	oldMaps  []*mapopen.Opener // replaced on SIGHUP; closed at Stop
 	host     *hostState        // pid file and pickup (pickup.go)
@@ -251,6 +252,7 @@ func (n *Node) build() error {
 		Submit:                   n.cleanup,
 		Log:                      n.log,
 	}
+	n.bouncer = b
 	names := make([]string, 0, len(transports))
 	// Delivery lines carry master.cf's command name, and the relay service's
 	// syslog_name = postfix/$service_name of the stock master.cf.
@@ -289,7 +291,7 @@ func (n *Node) build() error {
 		return err
 	}
 	if len(services) == 0 {
-		services = []config.Service{{Name: "smtp", Listen: ":25"}}
+		services = []config.Service{{Name: "smtp", Listen: ":25", MaxProc: -1}}
 	}
 	n.services = services
 	for _, svc := range services {
@@ -311,10 +313,14 @@ func (n *Node) build() error {
 
 // serviceLimits sets what master(8) decides for a service: its name and
 // its process limit. master.cf's maxproc "-" means main.cf's
-// default_process_limit, which a service's -o cannot change.
-// TODO: a numeric maxproc column, once config.Service carries it.
+// default_process_limit, which a service's -o cannot change; a number
+// (0 = no limit) is the limit itself.
 func serviceLimits(c *smtpd.Config, mainCf *config.Config, svc config.Service) error {
 	c.ServiceName = svc.Name
+	if svc.MaxProc >= 0 {
+		c.ProcessLimit = svc.MaxProc
+		return nil
+	}
 	n, err := mainCf.Int("default_process_limit")
 	if err != nil {
 		return fmt.Errorf("service %s: %w", svc.Name, err)

@@ -49,6 +49,7 @@ func (n *Node) startLocal() error {
 		QueueDir:  n.cfg.Get("queue_directory"),
 		Group:     group,
 		SizeLimit: limit,
+		Bounce:    n.bouncer,
 	}, n.cleanup, n.log)
 	if err != nil {
 		n.log.Printf("pickup", "warning: %v -- local submission (sendmail) is disabled", err)

@@ -33,6 +33,12 @@ type Submitter interface {
 	Submit(ctx context.Context, env *envelope.Envelope, content io.Reader) error
 }
 
+// Bouncer returns mail that cleanup refuses for good to its sender
+// (bounce.Bouncer implements it).
+type Bouncer interface {
+	Rejected(ctx context.Context, env *envelope.Envelope, content io.Reader, dsn, text string) error
+}
+
 // Config says where the maildrop is and how pickup treats it.
 type Config struct {
 	QueueDir string // queue_directory: maildrop/ and public/pickup live there
@@ -45,6 +51,11 @@ type Config struct {
 	// StaleAfter is how old an incomplete file (its writer died) must be
 	// before pickup removes it; 0 means a day.
 	StaleAfter time.Duration
+	// Bounce receives the mail cleanup refuses for good (header_checks
+	// REJECT, too big), as Postfix's pickup asks cleanup to bounce it
+	// (CLEANUP_FLAG_BOUNCE): a local sender has no SMTP reply to read.
+	// Nil: such mail is logged and dropped.
+	Bounce Bouncer
 }
 
 // Pickup is the maildrop reader of one node.
@@ -252,33 +263,64 @@ func (p *Pickup) file(ctx context.Context, name string) (bool, error) {
 	env := envelopeOf(md)
 	env.UID = strconv.Itoa(uid)
 	p.log.Printf("pickup", "%s: uid=%d from=<%s>", env.QueueID, uid, md.Sender)
-	err = nil
-	if p.cfg.SizeLimit > 0 {
-		// The content is what follows the envelope in the file.
-		off, serr := f.Seek(0, io.SeekCurrent)
-		if serr != nil {
-			return false, serr
-		}
-		if st.Size-(off-int64(br.Buffered())) > p.cfg.SizeLimit {
-			err = reply.New(552, "5.3.4", "Error: message file too big")
-		}
+	// The content is what follows the envelope in the file.
+	off, err := f.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return false, err
+	}
+	start := off - int64(br.Buffered())
+	if p.cfg.SizeLimit > 0 && st.Size-start > p.cfg.SizeLimit {
+		err = reply.New(552, "5.3.4", "message file too big") // cleanup_stat_detail's wording
 	}
 	if err == nil {
 		err = p.submit.Submit(ctx, env, p.content(br, md))
 	}
 	if err != nil {
-		if r := reply.As(err); r != nil && !r.Temporary() {
-			// Postfix returns such mail to the sender; here it is logged.
-			p.log.Printf("pickup", "warning: %s: uid=%d from=<%s>: rejected: %s", env.QueueID, uid, md.Sender, r)
-			p.remove(path, name, "")
-			return false, nil
+		r := reply.As(err)
+		if r == nil || r.Temporary() {
+			return false, fmt.Errorf("uid=%d from=<%s>: %v", uid, md.Sender, err)
 		}
-		return false, fmt.Errorf("uid=%d from=<%s>: %v", uid, md.Sender, err)
+		if p.cfg.Bounce == nil {
+			p.log.Printf("pickup", "warning: %s: uid=%d from=<%s>: rejected: %s", env.QueueID, uid, md.Sender, r)
+		} else if err := p.bounce(ctx, f, start, env, md, r); err != nil {
+			// The file stays: cleanup sees it again at the next pass, as
+			// Postfix keeps a maildrop file whose bounce failed.
+			return false, fmt.Errorf("uid=%d from=<%s>: %v", uid, md.Sender, err)
+		}
+		p.remove(path, name, "")
+		return false, nil
 	}
 	if err := os.Remove(path); err != nil {
 		p.log.Printf("pickup", "warning: remove maildrop/%s: %v", name, err)
 	}
 	return true, nil
+}
+
+// bounce returns mail that cleanup refused with r to its sender: the
+// status=bounced lines cleanup_bounce logs for each recipient, then the
+// notice, built from the file's content read again from start.
+func (p *Pickup) bounce(ctx context.Context, f *os.File, start int64, env *envelope.Envelope, md *maildrop.Envelope, r *reply.Error) error {
+	dsn := r.Enhanced
+	if dsn == "" {
+		dsn = "5.0.0"
+	}
+	text := r.Text
+	if text == "" {
+		text = "message content rejected"
+	}
+	arrival := env.Arrival
+	if arrival.IsZero() {
+		arrival = time.Now()
+	}
+	delay, delays := maillog.Delays(time.Since(arrival), time.Since(arrival), 0, 0, 0)
+	for _, rc := range env.Recipients {
+		p.log.Printf("cleanup", "%s: to=<%s>, relay=none, delay=%s, delays=%s, dsn=%s, status=bounced (%s)",
+			env.QueueID, rc.Address, delay, delays, dsn, text)
+	}
+	if _, err := f.Seek(start, io.SeekStart); err != nil {
+		return err
+	}
+	return p.cfg.Bounce.Rejected(ctx, env, p.content(bufio.NewReaderSize(f, 64*1024), md), dsn, text)
 }
 
 // remove deletes a file that can never be queued.

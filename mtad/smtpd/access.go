@@ -3,6 +3,7 @@ package smtpd
 import (
 	"context"
 	"fmt"
+	"sqlmta/mtad/rewrite"
 	"strings"
 	"time"
 )
@@ -49,7 +50,7 @@ func (s *session) checkAccess(table, key string, full bool, replyName, replyClas
 // checkDomainAccess tries a name and its parent domains. A numeric name is
 // looked up once.
 func (s *session) checkDomainAccess(table, domain string, full bool, replyName, replyClass string) (int, bool) {
-	numeric := validHostaddr(domain)
+	numeric := rewrite.ValidHostaddr(domain)
 	name := domain
 	for name != "" {
 		if st, found := s.checkAccess(table, name, full, replyName, replyClass); st != dunno || found {

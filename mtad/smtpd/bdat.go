@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"sqlmta/mtad/rewrite"
 	"sqlmta/mtad/spool"
 )
 
@@ -200,7 +201,7 @@ func (s *session) cmdEtrn(args string) (bool, error) {
 	if domain[0] == '@' || domain[0] == '#' {
 		domain = domain[1:]
 	}
-	if !validHostname(domain) {
+	if !rewrite.ValidHostname(domain) {
 		s.reply("501 Error: invalid parameter syntax")
 		return false, nil
 	}

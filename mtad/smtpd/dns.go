@@ -9,6 +9,7 @@ import (
 
 	"sqlmta/mtad/dnsq"
 	"sqlmta/mtad/matchlist"
+	"sqlmta/mtad/rewrite"
 )
 
 // DNSConfig is what the DNS restrictions and the client name lookup need
@@ -119,7 +120,7 @@ func (s *session) lookupPeerName() {
 	r := s.cfg.DNS.Resolver
 	name, err := r.HostName(ctx, s.ip)
 	// getnameinfo's caller refuses malformed and numeric names.
-	if err == nil && (!validHostname(name) || validHostaddr(name)) {
+	if err == nil && (!rewrite.ValidHostname(name) || rewrite.ValidHostaddr(name)) {
 		s.logf("warning: %s: hostname %s: malformed or numeric, treated as unknown", s.addr, name)
 		return
 	}
@@ -222,7 +223,7 @@ func (s *session) lookupMailhost(ctx context.Context, name string) mailhostStatu
 		return dnsNullMX
 	case len(mxs) > 0:
 		for _, mx := range mxs {
-			if !validHostname(mx.Host) {
+			if !rewrite.ValidHostname(mx.Host) {
 				return dnsInvalid
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"sqlmta/mtad/dnsq"
+	"sqlmta/mtad/rewrite"
 )
 
 // DNS allow and deny lists (DNSBL, RHSBL, DNSWL, RHSWL), after
@@ -133,7 +134,7 @@ func rblDomainName(what string) string {
 	if i := strings.LastIndexByte(domain, '.'); i >= 0 {
 		last = domain[i+1:]
 	}
-	if allDigits(last) || !validHostname(domain) {
+	if allDigits(last) || !rewrite.ValidHostname(domain) {
 		return ""
 	}
 	return domain

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"sqlmta/mtad/dnsq"
+	"sqlmta/mtad/rewrite"
 )
 
 // The DNS restrictions of reference §4, after smtpd_check.c.
@@ -282,7 +283,7 @@ func (s *session) checkServerAccess(table, name string, qtype uint16, replyName,
 			return dunno
 		}
 		inner := domain[1 : len(domain)-1]
-		if !validMailhostAddr(inner) {
+		if !rewrite.ValidMailhostAddr(inner) {
 			return dunno
 		}
 		if len(inner) > 5 && strings.EqualFold(inner[:5], "IPv6:") {
@@ -334,7 +335,7 @@ func (s *session) checkServerAccess(table, name string, qtype uint16, replyName,
 	}
 	count := 0
 	for _, host := range servers {
-		if validHostaddr(host) {
+		if rewrite.ValidHostaddr(host) {
 			if st, found := s.checkAddrAccess(table, host, true, replyName, replyClass); st != dunno || found {
 				return st
 			}

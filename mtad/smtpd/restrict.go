@@ -757,7 +757,7 @@ func (s *session) restriction(lname, name, table string, rest []string, replyNam
 			return s.rejectInvalidHostaddr(h)
 		}
 		t := truncateDot(h)
-		if !validHostname(t) && !validHostaddr(t) {
+		if !rewrite.ValidHostname(t) && !rewrite.ValidHostaddr(t) {
 			return s.checkRejectf(c.InvalidHostnameReject, "5.5.2", "<%s>: %s rejected: Invalid name", h, classHelo)
 		}
 		return dunno
@@ -770,7 +770,7 @@ func (s *session) restriction(lname, name, table string, rest []string, replyNam
 			return s.rejectInvalidHostaddr(h)
 		}
 		t := truncateDot(h)
-		if !validHostname(t) || !strings.Contains(t, ".") {
+		if !rewrite.ValidHostname(t) || !strings.Contains(t, ".") {
 			return s.checkRejectf(c.NonFQDNReject, "5.5.2", "<%s>: %s rejected: need fully-qualified hostname", h, classHelo)
 		}
 		return dunno
@@ -879,7 +879,7 @@ func (s *session) rejectInvalidHostaddr(h string) int {
 	if len(t) > 2 && t[0] == '[' && t[len(t)-1] == ']' {
 		t = t[1 : len(t)-1]
 	}
-	if !validMailhostAddr(t) {
+	if !rewrite.ValidMailhostAddr(t) {
 		return s.checkRejectf(s.cfg.Codes.InvalidHostnameReject, "5.5.2", "<%s>: %s rejected: invalid ip address", h, classHelo)
 	}
 	return dunno
@@ -894,7 +894,7 @@ func (s *session) rejectNonFQDNAddress(addr, class string) int {
 		return dunno
 	}
 	d := truncateDot(domain)
-	if d == "" || !validHostname(d) || !strings.Contains(d, ".") {
+	if d == "" || !rewrite.ValidHostname(d) || !strings.Contains(d, ".") {
 		return s.checkRejectf(s.cfg.Codes.NonFQDNReject, "4.5.2", "<%s>: %s rejected: need fully-qualified address", addr, class)
 	}
 	return dunno
@@ -959,63 +959,6 @@ func truncateDot(name string) string {
 		return name[:n-1]
 	}
 	return name
-}
-
-// validHostname is Postfix's valid_hostname: letters, digits, '-' and '_'
-// in labels of at most 63 characters, no empty label, no hyphen at a label's
-// edge, and not all-numeric.
-func validHostname(name string) bool {
-	if name == "" || len(name) > 255 {
-		return false
-	}
-	label, nonNumeric := 0, false
-	for i := 0; i < len(name); i++ {
-		ch := name[i]
-		switch {
-		case ch == '.':
-			if label == 0 || i == len(name)-1 {
-				return false
-			}
-			label = 0
-		case ch == '-':
-			nonNumeric = true
-			label++
-			if label == 1 || i == len(name)-1 || name[i+1] == '.' {
-				return false
-			}
-		case isLetter(ch) || ch == '_' || ch >= '0' && ch <= '9':
-			label++
-			if label > 63 {
-				return false
-			}
-			if ch < '0' || ch > '9' {
-				nonNumeric = true
-			}
-		default:
-			return false
-		}
-	}
-	return nonNumeric
-}
-
-// validHostaddr is valid_hostaddr: a dotted quad or an IPv6 address.
-func validHostaddr(s string) bool {
-	a, err := netip.ParseAddr(s)
-	if err != nil || a.Zone() != "" {
-		return false
-	}
-	return !a.Is4() || strings.Count(s, ".") == 3
-}
-
-// validMailhostAddr is valid_mailhost_addr: an address literal's inside,
-// "IPv6:" before IPv6 addresses.
-func validMailhostAddr(s string) bool {
-	if len(s) > 5 && strings.EqualFold(s[:5], "IPv6:") {
-		a, err := netip.ParseAddr(s[5:])
-		return err == nil && a.Is6() && !a.Is4In6() && a.Zone() == ""
-	}
-	a, err := netip.ParseAddr(s)
-	return err == nil && a.Is4() && strings.Count(s, ".") == 3
 }
 
 // warnOnce logs a start-up style warning once per server, as Postfix's
