@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"sqlmta/config"
 	"strings"
 )
 
@@ -37,7 +38,7 @@ func expand(items []string, depth int) ([]item, error) {
 	}
 	var out []item
 	for _, raw := range items {
-		for _, f := range splitList(raw) {
+		for _, f := range config.SplitList(raw) {
 			neg := false
 			for strings.HasPrefix(f, "!") {
 				neg = !neg
@@ -92,13 +93,6 @@ func isTable(f string) bool {
 	return true
 }
 
-// splitList splits on commas and whitespace, as Postfix list parameters do.
-func splitList(s string) []string {
-	return strings.FieldsFunc(s, func(r rune) bool {
-		return r == ',' || r == ' ' || r == '\t' || r == '\r' || r == '\n'
-	})
-}
-
 // readFile returns the items of a list file: blank lines and lines starting
 // with '#' are ignored; other lines may hold several items.
 func readFile(name string) ([]string, error) {
@@ -114,7 +108,7 @@ func readFile(name string) ([]string, error) {
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		words = append(words, splitList(line)...)
+		words = append(words, config.SplitList(line)...)
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("read list file %s: %w", name, err)

@@ -21,6 +21,8 @@ func openTestTable(ctx context.Context, spec string) (mapdrivers.Map, error) {
 		return filemap.OpenRegexp(name)
 	case "fail":
 		return filemap.OpenFail(name)
+	case "inline":
+		return filemap.OpenInline(name)
 	}
 	return nil, fmt.Errorf("%s: unsupported", spec)
 }
@@ -50,6 +52,9 @@ func TestDomainTables(t *testing.T) {
 		{[]string{"!" + hosted, "example.com"}, false, map[string]bool{"example.com": false}},
 		{[]string{re}, true, map[string]bool{"re42.test": true, "a.re42.test": false}},
 		{[]string{"other.test", hosted}, false, map[string]bool{"other.test": true, "example.com": true}},
+		// An inline table with spaces and commas inside its braces is one
+		// item, as config.List hands it over.
+		{[]string{"inline:{ { one.test = x }, two.test=x }"}, false, map[string]bool{"one.test": true, "two.test": true, "three.test": false}},
 	}
 	for _, c := range cases {
 		d, err := ParseDomainsTables(ctx, c.items, c.sub, openTestTable)
