@@ -416,6 +416,7 @@ func (n *Node) smtpdConfig(cfg *config.Config, res *rewrite.Resolver, maps *mapo
 		SenderRestrictions:    cfg.List("smtpd_sender_restrictions"),
 		DataRestrictions:      cfg.List("smtpd_data_restrictions"),
 		EndOfDataRestrictions: cfg.List("smtpd_end_of_data_restrictions"),
+		EtrnRestrictions:      cfg.List("smtpd_etrn_restrictions"),
 		RestrictionClasses:    map[string][]string{},
 		OpenMap:               maps.Open,
 		AccessParentDot:       !slices.Contains(cfg.List("parent_domain_matches_subdomains"), "smtpd_access_maps"),

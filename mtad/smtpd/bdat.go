@@ -205,6 +205,9 @@ func (s *session) cmdEtrn(args string) (bool, error) {
 		s.reply("501 Error: invalid parameter syntax")
 		return false, nil
 	}
+	if rerr := s.checkEtrn(domain); rerr != nil {
+		return s.restrictionReply(rerr)
+	}
 	// A refused or failed flush is no client error of any class.
 	s.fail(0)
 	if s.cfg.Etrn == nil {

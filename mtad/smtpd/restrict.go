@@ -86,6 +86,7 @@ var mapCommands = map[string]bool{
 	"check_client_access":                  true,
 	"check_reverse_client_hostname_access": true,
 	"check_helo_access":                    true,
+	"check_etrn_access":                    true,
 	"check_sender_access":                  true,
 	"check_recipient_access":               true,
 	"check_sasl_access":                    true,
@@ -135,6 +136,7 @@ func compileLists(cfg Config) (*compiled, error) {
 		{"smtpd_recipient_restrictions", cfg.RecipientRestrictions, &c.rcpt},
 		{"smtpd_data_restrictions", cfg.DataRestrictions, &c.data},
 		{"smtpd_end_of_data_restrictions", cfg.EndOfDataRestrictions, &c.eod},
+		{"smtpd_etrn_restrictions", cfg.EtrnRestrictions, &c.etrn},
 	}
 	for _, l := range lists {
 		*l.out = trimList(l.in)
@@ -274,6 +276,7 @@ const (
 	classSASL      = "SASL login name"
 	classData      = "Data command"
 	classEOD       = "End-of-data"
+	classEtrn      = "Etrn command"
 )
 
 // deferState is one saved defer_if_permit / defer_if_reject reply.
@@ -303,6 +306,8 @@ type checkState struct {
 	haveSender bool
 	rcpt       string
 	haveRcpt   bool
+	etrn       string // the ETRN domain, during smtpd_etrn_restrictions
+	haveEtrn   bool
 	// The implicit and explicit unlisted-address checks run once per RCPT.
 	rcptChecked, senderChecked bool
 }
@@ -564,9 +569,16 @@ func (s *session) checkData(eod bool) *reply.Error {
 	}
 	s.chk.deferIfPermit.active = false
 	s.resetChecks()
+	return s.runStage(list, name, class, "")
+}
+
+// runStage runs a stage's list and then, as every smtpd_check_* ends, turns
+// a pending defer_if_permit into the reply. It returns the reply to send
+// (already logged), or nil to go on.
+func (s *session) runStage(list []string, name, class, defACL string) *reply.Error {
 	st := dunno
 	if len(list) > 0 {
-		st = s.generic(list, name, class, "")
+		st = s.generic(list, name, class, defACL)
 	}
 	if st != reject && s.chk.deferIfPermit.active {
 		d := s.chk.deferIfPermit
@@ -576,6 +588,24 @@ func (s *session) checkData(eod bool) *reply.Error {
 		return s.chk.err
 	}
 	return nil
+}
+
+// checkEtrn is smtpd_check_etrn: the delayed client and helo
+// restrictions, then smtpd_etrn_restrictions for the domain. It logs and
+// returns the reply to send, or nil to go on.
+func (s *session) checkEtrn(domain string) *reply.Error {
+	s.setContext()
+	s.chk.etrn, s.chk.haveEtrn = domain, true
+	defer func() { s.chk.etrn, s.chk.haveEtrn = "", false }()
+	if !s.cfg.NoDelayReject {
+		if s.checkClient() == reject || s.checkHelo() == reject {
+			return s.chk.err
+		}
+	}
+	// The client may skip HELO: either stage's defer_if_permit counts.
+	s.restoreDIP(s.chk.dipClient || s.chk.dipHelo)
+	s.resetChecks()
+	return s.runStage(s.cfg.etrn, domain, classEtrn, "check_etrn_access")
 }
 
 // checkConnect runs smtpd_client_restrictions at connect time
@@ -732,6 +762,12 @@ func (s *session) restriction(lname, name, table string, rest []string, replyNam
 			return st
 		}
 		return dunno
+	case "check_etrn_access":
+		if s.chk.haveEtrn {
+			st, _ := s.checkDomainAccess(table, s.chk.etrn, true, s.chk.etrn, classEtrn)
+			return st
+		}
+		return dunno
 	case "check_sender_access":
 		if s.chk.haveSender {
 			if s.chk.sender == "" {
@@ -870,6 +906,8 @@ func (s *session) defACLFor(class string) string {
 		return "check_sender_access"
 	case classRecipient:
 		return "check_recipient_access"
+	case classEtrn:
+		return "check_etrn_access"
 	}
 	return ""
 }

@@ -1,6 +1,7 @@
 package smtpd
 
 import (
+	"context"
 	"net"
 	"net/textproto"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"sqlmta/internal/peers"
+	"sqlmta/mtad/matchlist"
 )
 
 // converse sends each command on a fresh connection to addr and returns the
@@ -40,17 +42,24 @@ func converse(t *testing.T, addr string, cmds []string) []string {
 	return out
 }
 
+// peerMapsDir makes a directory for tables that the Postfix peer (user
+// postfix) can read too.
+func peerMapsDir(t *testing.T) string {
+	dir := filepath.Join(t.TempDir(), "maps")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(filepath.Dir(dir), 0o755)
+	return dir
+}
+
 // TestDifferentialAccessMaps runs the same dialogue against a real Postfix
 // 3.7 with the same main.cf lines and texthash table, and against smtpd.
 func TestDifferentialAccessMaps(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a Postfix instance")
 	}
-	dir := filepath.Join(t.TempDir(), "maps")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	os.Chmod(filepath.Dir(dir), 0o755)
+	dir := peerMapsDir(t)
 	access := filepath.Join(dir, "access")
 	content := strings.Join([]string{
 		"example.com REJECT no spam",
@@ -110,6 +119,44 @@ func TestDifferentialAccessMaps(t *testing.T) {
 		// Only the restriction replies are compared: HELO names the host.
 		if want[1] != got[1] || want[2] != got[2] {
 			t.Errorf("%q:\npostfix: %q\nsmtpd:   %q", d, want[1:], got[1:])
+		}
+	}
+}
+
+// TestDifferentialEtrnRestrictions: smtpd_etrn_restrictions with
+// check_etrn_access (parent domains included), a bare table, defer_if_permit
+// and the final reject, against a real Postfix 3.7.
+func TestDifferentialEtrnRestrictions(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Postfix instance")
+	}
+	dir := peerMapsDir(t)
+	access := filepath.Join(dir, "etrn")
+	if err := os.WriteFile(access, []byte("ok.test OK\nblocked.test REJECT go away\nsoft.test 450 try later\nmaybe.test DEFER_IF_PERMIT not sure\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	flushable := "ok.test, blocked.test, soft.test, maybe.test, other.test, sub.ok.test"
+	pf := peers.StartPostfix(t, peers.PostfixOptions{Relayhost: "[127.0.0.1]:9", ExtraMainCf: strings.Join([]string{
+		"mynetworks = 10.0.0.0/8",
+		"relay_domains = " + flushable,
+		"smtpd_etrn_restrictions = check_etrn_access texthash:" + access + ", permit_mynetworks, permit",
+	}, "\n") + "\n"})
+	domains, err := matchlist.ParseDomainsTables(context.Background(), strings.Split(flushable, ", "), true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := start(t, func(c *Config) {
+		untrusted(c)
+		c.OpenMap = fileMaps(nil)
+		c.EtrnRestrictions = []string{"check_etrn_access", "texthash:" + access, "permit_mynetworks", "permit"}
+		c.Etrn = func(ctx context.Context, domain string) (bool, error) { return domains.Match(ctx, domain) }
+	})
+	for _, d := range []string{"ok.test", "blocked.test", "sub.blocked.test", "soft.test", "maybe.test", "other.test", "nowhere.test"} {
+		cmds := []string{"HELO x.test", "ETRN " + d}
+		want := converse(t, pf.Addr(), cmds)
+		got := converse(t, ts.addr, cmds)
+		if want[len(want)-1] != got[len(got)-1] {
+			t.Errorf("ETRN %s:\npostfix: %q\nsmtpd:   %q", d, want[len(want)-1], got[len(got)-1])
 		}
 	}
 }

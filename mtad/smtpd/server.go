@@ -62,6 +62,7 @@ type Config struct {
 	SenderRestrictions    []string // smtpd_sender_restrictions
 	DataRestrictions      []string // smtpd_data_restrictions
 	EndOfDataRestrictions []string // smtpd_end_of_data_restrictions
+	EtrnRestrictions      []string // smtpd_etrn_restrictions
 	// RestrictionClasses maps each name in smtpd_restriction_classes to
 	// the list its parameter holds.
 	RestrictionClasses map[string][]string
@@ -141,7 +142,7 @@ type compiled struct {
 	Config
 	relay, rcpt          []string
 	client, helo, sender []string
-	data, eod            []string
+	data, eod, etrn      []string
 	classes              map[string][]string
 	maps                 map[string]mapdrivers.Map
 	notifyMask           errClass
