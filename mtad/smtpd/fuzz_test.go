@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -223,7 +224,20 @@ func checkReplies(t *testing.T, in, out []byte) {
 	if cont != "" {
 		t.Fatalf("unfinished multi-line reply in %q", out)
 	}
-	if bytes.IndexByte(in, '\n') >= 0 && replies < 2 {
+	if bytes.IndexByte(in, '\n') >= 0 && replies < 2 && !chunkPending(in) {
 		t.Fatalf("input %q got no answer after the greeting: %q", in, out)
 	}
+}
+
+// chunkPending reports whether the first command is a BDAT whose chunk the
+// input does not hold: the server reads the chunk before it answers (as
+// Postfix does), so an input that ends first gets no reply.
+func chunkPending(in []byte) bool {
+	line, rest, _ := bytes.Cut(in, []byte("\n"))
+	f := strings.Fields(string(line))
+	if len(f) < 2 || !strings.EqualFold(f[0], "BDAT") {
+		return false
+	}
+	n, err := strconv.ParseInt(f[1], 10, 64)
+	return err == nil && n > int64(len(rest))
 }
