@@ -70,3 +70,47 @@ func testdbOpenSQLite(t *testing.T, path string) *sql.DB {
 	}
 	return db
 }
+
+// TestPostfixCheck: `postfix check` passes on a sound configuration, and
+// fails naming the problem for a maildrop with the wrong mode and for a
+// table main.cf names that was never imported.
+func TestPostfixCheck(t *testing.T) {
+	dir := t.TempDir()
+	spool := filepath.Join(dir, "spool")
+	mainCf := strings.Join([]string{
+		"data_directory = " + filepath.Join(dir, "data"),
+		"queue_directory = " + spool,
+		"database_url = " + testdb.SQLiteURL(t),
+		"alias_maps =",
+	}, "\n") + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "main.cf"), []byte(mainCf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, errs, code := mtactl(t, "-c", dir, "migrate", "up"); code != 0 {
+		t.Fatalf("migrate: %s", errs)
+	}
+	if _, errs, code := mtactl(t, "-c", dir, "postfix", "check"); code != 0 || strings.Contains(errs, "maildrop") {
+		t.Errorf("check of a sound configuration: %d %q", code, errs)
+	}
+
+	md := filepath.Join(spool, "maildrop")
+	if err := os.MkdirAll(md, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(md, 0o777)
+	_, errs, code := mtactl(t, "-c", dir, "postfix", "check")
+	if code != 1 || !strings.Contains(errs, "postfix/postfix-script: warning: "+md+": mode drwxrwxrwx, want drwx-wx--T (1730)") {
+		t.Errorf("check with a world-writable maildrop: %d %q", code, errs)
+	}
+	if err := os.Chmod(md, 0o730|os.ModeSticky); err != nil {
+		t.Fatal(err)
+	}
+
+	virtual := filepath.Join(dir, "virtual")
+	if err := os.WriteFile(filepath.Join(dir, "main.cf"), []byte(mainCf+"virtual_alias_maps = hash:"+virtual+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, errs, code := mtactl(t, "-c", dir, "postfix", "check"); code == 0 || !strings.Contains(errs, "virtual_alias_maps: hash:"+virtual) {
+		t.Errorf("check with a table never imported: %d %q", code, errs)
+	}
+}
