@@ -67,15 +67,23 @@ func TestDeadDestinationSuspendsThenRecovers(t *testing.T) {
 		!strings.HasPrefix(marks[0].Reason, "delivery temporarily suspended: host 127.0.0.1[127.0.0.1] refused to talk to me: 421") {
 		t.Errorf("dead destinations = %+v, %v", marks, err)
 	}
-	for _, id := range held {
+	// The suspended lines come before their deferrals are written.
+	suspendedRow := func(id string) (store.Recipient, bool) {
 		m, err := st.MessageGet(context.Background(), id)
 		if err != nil {
 			t.Fatalf("MessageGet(%s): %v", id, err)
 		}
-		if r := m.Recipients[0]; r.State != store.StateDeferred || !strings.HasPrefix(r.LastReason, "delivery temporarily suspended: ") {
-			t.Errorf("%s: state %s, reason %q", id, r.State, r.LastReason)
-		}
+		r := m.Recipients[0]
+		return r, r.State == store.StateDeferred && strings.HasPrefix(r.LastReason, "delivery temporarily suspended: ")
 	}
+	peers.WaitFor(t, 30*time.Second, func() bool {
+		for _, id := range held {
+			if _, ok := suspendedRow(id); !ok {
+				return false
+			}
+		}
+		return true
+	}, "the suspended deferrals written")
 
 	refusing.Stop()
 	healthy := peers.StartSink(t, peers.SinkOptions{Port: port})
