@@ -52,8 +52,14 @@ func siteFailure(transportName string, results []transport.Result) (transport.Re
 // node set are kept until they expire, even while the database does not
 // list them (a write that failed or has not landed). Marks that expired
 // longer than maximal_backoff_time ago are dropped: no mail has probed
-// them since, and the next one starts afresh.
+// them since, and the next one starts afresh. It reads at most once per
+// qmgr_poll_interval: claims come one after another in a storm, and this
+// node's own marks are in q.dead already.
 func (q *Qmgr) refreshDead(ctx context.Context, now time.Time) {
+	if !q.deadRead.IsZero() && now.Sub(q.deadRead) < q.cfg.PollInterval {
+		return
+	}
+	q.deadRead = now
 	marks, err := q.st.DeadDestinationList(ctx)
 	if err != nil {
 		if ctx.Err() == nil {

@@ -88,6 +88,7 @@ type Qmgr struct {
 	slots    int                 // claimed deliveries not yet finished (running or pending)
 	dests    map[string]*dest    // per-destination queues, while they have work
 	dead     map[string]deadMark // dead destinations (shared through the store)
+	deadRead time.Time           // when refreshDead last read the store (dispatch only)
 	slotFree chan struct{}
 
 	done    chan outcome
