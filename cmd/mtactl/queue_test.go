@@ -21,8 +21,8 @@ import (
 
 	"sqlmta/internal/peers"
 	"sqlmta/internal/testdb"
+	"sqlmta/internal/teststore"
 	"sqlmta/store"
-	"sqlmta/store/open"
 )
 
 // queueDB is one database the queue commands are tested on.
@@ -46,16 +46,7 @@ func queueSetup(t testing.TB, url string) (dir, maillog string, st store.Store) 
 	if err := os.WriteFile(filepath.Join(dir, "main.cf"), []byte(cf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	if err := open.Migrate(ctx, url); err != nil {
-		t.Fatal(err)
-	}
-	st, err := open.Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return dir, maillog, st
+	return dir, maillog, teststore.Open(t, url)
 }
 
 var qseq int

@@ -16,6 +16,23 @@ import (
 	"sqlmta/store/open"
 )
 
+// toRefusingHost starts a node on SQLite (with extra main.cf lines) whose
+// relayhost is an smtp-sink that answers every connection with 421, and
+// sends it n messages for rcpt@dead.example.
+func toRefusingHost(t *testing.T, n int, extra ...string) (string, *daemon, *peers.Sink) {
+	t.Helper()
+	url := testdb.SQLiteURL(t)
+	refusing := peers.StartSink(t, peers.SinkOptions{Args: []string{"-Q", "CONNECT"}})
+	d := startDaemon(t, url, append([]string{fmt.Sprintf("relayhost = [127.0.0.1]:%d", refusing.Port())}, extra...)...)
+	for i := 0; i < n; i++ {
+		body := fmt.Sprintf("Subject: dead %d\r\n\r\nbody\r\n", i)
+		if err := sendMail(d.addr, "sender@example.org", []string{"rcpt@dead.example"}, strings.NewReader(body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return url, d, refusing
+}
+
 // TestDeadDestinationSuspendsThenRecovers: a relay host that answers every
 // connection with 421 fails a few deliveries, then the destination is dead:
 // the rest of its mail is deferred by the qmgr without a connection, with
@@ -24,21 +41,9 @@ import (
 // minimal_backoff_time has passed, one delivery probes it, the mark goes and
 // the mail flows.
 func TestDeadDestinationSuspendsThenRecovers(t *testing.T) {
-	url := testdb.SQLiteURL(t)
-	refusing := peers.StartSink(t, peers.SinkOptions{Args: []string{"-Q", "CONNECT"}})
-	port := refusing.Port()
-	d := startDaemon(t, url,
-		fmt.Sprintf("relayhost = [127.0.0.1]:%d", port),
-		"minimal_backoff_time = 4s",
-		"maximal_backoff_time = 8s",
-	)
 	const n = 10
-	for i := 0; i < n; i++ {
-		body := fmt.Sprintf("Subject: dead %d\r\n\r\nbody\r\n", i)
-		if err := sendMail(d.addr, "sender@example.org", []string{"rcpt@dead.example"}, strings.NewReader(body)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	url, d, refusing := toRefusingHost(t, n, "minimal_backoff_time = 4s", "maximal_backoff_time = 8s")
+	port := refusing.Port()
 	attempt := regexp.MustCompile(`smtp\[\d+\]: ([0-9A-F]+): to=<rcpt@dead\.example>, relay=127\.0\.0\.1\[127\.0\.0\.1\]:\d+, ` +
 		`delay=[\d.]+, delays=[\d./]+, dsn=4\.\d\.\d, status=deferred \(host 127\.0\.0\.1\[127\.0\.0\.1\] refused to talk to me: 421 `)
 	suspended := regexp.MustCompile(`error\[\d+\]: ([0-9A-F]+): to=<rcpt@dead\.example>, relay=none, delay=[\d.]+, delays=[\d./]+, ` +
@@ -102,21 +107,9 @@ func TestDeadDestinationSuspendsThenRecovers(t *testing.T) {
 // lifts the suspension, as Postfix's flush does, so it is delivered at once
 // once the next hop is back.
 func TestFlushRevivesDeadDestination(t *testing.T) {
-	url := testdb.SQLiteURL(t)
-	refusing := peers.StartSink(t, peers.SinkOptions{Args: []string{"-Q", "CONNECT"}})
-	port := refusing.Port()
-	d := startDaemon(t, url,
-		fmt.Sprintf("relayhost = [127.0.0.1]:%d", port),
-		"minimal_backoff_time = 1h",
-		"maximal_backoff_time = 2h",
-	)
 	const n = 8
-	for i := 0; i < n; i++ {
-		body := fmt.Sprintf("Subject: flush %d\r\n\r\nbody\r\n", i)
-		if err := sendMail(d.addr, "sender@example.org", []string{"rcpt@dead.example"}, strings.NewReader(body)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	url, d, refusing := toRefusingHost(t, n, "minimal_backoff_time = 1h", "maximal_backoff_time = 2h")
+	port := refusing.Port()
 	st, err := open.Open(context.Background(), url)
 	if err != nil {
 		t.Fatal(err)

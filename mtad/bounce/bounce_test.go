@@ -15,12 +15,11 @@ import (
 	"testing"
 	"time"
 
-	"sqlmta/internal/testdb"
+	"sqlmta/internal/teststore"
 	"sqlmta/mtad/envelope"
 	"sqlmta/mtad/maillog"
 	"sqlmta/mtad/transport"
 	"sqlmta/store"
-	"sqlmta/store/open"
 )
 
 // submitted is one notice as cleanup would have received it.
@@ -56,16 +55,8 @@ const original = "From: Alice <alice@example.org>\r\nSubject: lunch\r\nMessage-I
 // recipients, as the qmgr hands them to the bouncer.
 func fixture(t *testing.T, sender string, rcpts ...store.NewRecipient) (store.Store, []store.ClaimedRecipient, time.Time) {
 	t.Helper()
-	url := testdb.SQLiteURL(t)
 	ctx := context.Background()
-	if err := open.Migrate(ctx, url); err != nil {
-		t.Fatal(err)
-	}
-	st, err := open.Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := teststore.SQLite(t)
 	arrival := time.Date(2024, 3, 5, 10, 21, 14, 0, time.UTC)
 	m := &store.NewMessage{QueueID: "3C13F3F5A5", Sender: sender, Arrival: arrival, MessageID: "<m1@example.org>",
 		EnvID: "env-42", Content: strings.NewReader(original), Recipients: rcpts}

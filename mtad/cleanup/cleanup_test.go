@@ -8,27 +8,14 @@ import (
 	"testing"
 	"time"
 
-	"sqlmta/internal/testdb"
+	"sqlmta/internal/teststore"
 	"sqlmta/mtad/envelope"
 	"sqlmta/mtad/maillog"
 	"sqlmta/mtad/reply"
 	"sqlmta/store"
-	"sqlmta/store/open"
 )
 
-func sqliteStore(t *testing.T) store.Store {
-	t.Helper()
-	url := testdb.SQLiteURL(t)
-	if err := open.Migrate(context.Background(), url); err != nil {
-		t.Fatal(err)
-	}
-	st, err := open.Open(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
-}
+func sqliteStore(t *testing.T) store.Store { return teststore.SQLite(t) }
 
 func newCleanup(st store.Store, log io.Writer) *Cleanup {
 	return New(Config{

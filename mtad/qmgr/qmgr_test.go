@@ -11,12 +11,11 @@ import (
 	"time"
 
 	"sqlmta/internal/peers"
-	"sqlmta/internal/testdb"
+	"sqlmta/internal/teststore"
 	"sqlmta/mtad/maillog"
 	"sqlmta/mtad/rewrite"
 	"sqlmta/mtad/transport"
 	"sqlmta/store"
-	"sqlmta/store/open"
 )
 
 // recorder is a transport for these unit tests of the qmgr's scheduling:
@@ -61,20 +60,7 @@ func newRecorder(st transport.Status) *recorder {
 	return &recorder{active: map[string]int{}, maxActive: map[string]int{}, outcome: st}
 }
 
-func testStore(t *testing.T) store.Store {
-	t.Helper()
-	url := testdb.SQLiteURL(t)
-	ctx := context.Background()
-	if err := open.Migrate(ctx, url); err != nil {
-		t.Fatal(err)
-	}
-	st, err := open.Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
-}
+func testStore(t *testing.T) store.Store { return teststore.SQLite(t) }
 
 func enqueue(t *testing.T, st store.Store, id string, rcpts ...string) {
 	t.Helper()
