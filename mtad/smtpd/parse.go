@@ -82,10 +82,15 @@ func extractAddr(token string, allowEmpty bool) (addr string, ok bool) {
 	for i := 0; i < len(text); i++ {
 		c := text[i]
 		switch {
-		case c == 0 || c == '\r' || c == '\n':
+		case c == 0 || c == '\r' || c == '\n' || c == '\t':
+			// Not even quoted or escaped (qtextSMTP has no controls):
+			// these would break the queue file's lines and the logs.
 			return "", false
 		case c == '\\' && i+1 < len(text):
 			i++
+			if n := text[i]; n == 0 || n == '\r' || n == '\n' || n == '\t' {
+				return "", false
+			}
 			b.WriteByte(text[i])
 		case c == '"':
 			quoted = !quoted

@@ -53,6 +53,8 @@ func TestExtractAddr(t *testing.T) {
 		{"<user@[IPv6:2001:db8::1]>", "user@[IPv6:2001:db8::1]", false, true},
 		{"<a\x01@b>", "a\x01@b", false, true}, // as Postfix: the control character stays
 		{"<a\tb@c>", "", false, false},
+		{"<a\\\x00@b>", "", false, false},  // not even escaped
+		{"<\"a\tb\"@c>", "", false, false}, // nor quoted
 		{"postmaster", "postmaster", false, true},
 	}
 	for _, c := range cases {
