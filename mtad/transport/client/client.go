@@ -113,3 +113,82 @@ func NeedsUTF8(d *transport.Delivery) bool {
 	}
 	return !all
 }
+
+// MailCommand is MAIL FROM with the parameters the server offers (has
+// reports an EHLO or LHLO keyword). BODY follows the declared body type;
+// mail whose type is unknown is declared 8BITMIME, which is harmless for
+// 7-bit content and right for 8-bit.
+func MailCommand(has func(string) bool, d *transport.Delivery, smtputf8 bool) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "MAIL FROM:<%s>", d.Sender)
+	if has("SIZE") && d.Size > 0 {
+		fmt.Fprintf(&b, " SIZE=%d", d.Size)
+	}
+	if has("8BITMIME") {
+		if strings.EqualFold(d.BodyType, "7BIT") {
+			b.WriteString(" BODY=7BIT")
+		} else {
+			b.WriteString(" BODY=8BITMIME")
+		}
+	}
+	if smtputf8 {
+		b.WriteString(" SMTPUTF8")
+	}
+	if has("DSN") {
+		if ret := strings.ToUpper(d.Ret); ret == "FULL" || ret == "HDRS" {
+			b.WriteString(" RET=" + ret)
+		}
+		if d.EnvID != "" && PrintableASCII(d.EnvID) {
+			b.WriteString(" ENVID=" + XText(d.EnvID))
+		}
+	}
+	return b.String()
+}
+
+// RcptCommand is RCPT TO with NOTIFY and ORCPT when the server offers DSN.
+// Values that are not well-formed are left out rather than failing the
+// recipient.
+func RcptCommand(has func(string) bool, r transport.Recipient) string {
+	line := "RCPT TO:<" + r.Address + ">"
+	if !has("DSN") {
+		return line
+	}
+	if n := strings.ToUpper(strings.ReplaceAll(r.Notify, " ", "")); n != "" && validNotify(n) {
+		line += " NOTIFY=" + n
+	}
+	// ORCPT is stored as the client gave it: "rfc822;" and xtext.
+	if typ, _, ok := strings.Cut(r.ORCPT, ";"); ok && typ != "" && PrintableASCII(r.ORCPT) {
+		line += " ORCPT=" + r.ORCPT
+	}
+	return line
+}
+
+func validNotify(n string) bool {
+	words := strings.Split(n, ",")
+	for _, w := range words {
+		switch w {
+		case "NEVER":
+			if len(words) > 1 {
+				return false
+			}
+		case "SUCCESS", "FAILURE", "DELAY":
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// XText encodes s for ENVID (RFC 3461 §4).
+func XText(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 33 || c > 126 || c == '+' || c == '=' {
+			fmt.Fprintf(&b, "+%02X", c)
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"sqlmta/mtad/transport"
 	"sqlmta/mtad/transport/client"
 	"sqlmta/mtad/transport/errtransport"
 )
@@ -195,12 +194,12 @@ func (s *session) transact(ctx context.Context, b *client.Batch, setupDone time.
 	defer body.Close()
 
 	_, pipelining := s.ext["PIPELINING"]
-	mail := s.mailCommand(d)
+	mail := client.MailCommand(s.has, d, d.SMTPUTF8 && utf8)
 	if pipelining {
 		// RFC 2920: MAIL, every RCPT and DATA in one go; DATA ends the group.
 		lines := []string{mail}
 		for _, i := range pending {
-			lines = append(lines, s.rcptCommand(d.Recipients[i]))
+			lines = append(lines, client.RcptCommand(s.has, d.Recipients[i]))
 		}
 		err = s.send(s.cfg.MailTimeout, append(lines, "DATA")...)
 	} else {
@@ -234,7 +233,7 @@ func (s *session) transact(ctx context.Context, b *client.Batch, setupDone time.
 	var accepted []int
 	for n, i := range pending {
 		if !pipelining {
-			err = s.send(s.cfg.RcptTimeout, s.rcptCommand(d.Recipients[i]))
+			err = s.send(s.cfg.RcptTimeout, client.RcptCommand(s.has, d.Recipients[i]))
 		}
 		if err == nil {
 			code, msg, err = s.read(s.cfg.RcptTimeout)
@@ -331,74 +330,5 @@ func success(code int, msg string) outcome {
 	return outcome{replyDSN(code, msg), fmt.Sprintf("%d %s", code, strings.ReplaceAll(msg, "\n", " "))}
 }
 
-// mailCommand builds MAIL FROM with the parameters the server offers.
-func (s *session) mailCommand(d *transport.Delivery) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "MAIL FROM:<%s>", d.Sender)
-	if _, ok := s.ext["SIZE"]; ok && d.Size > 0 {
-		fmt.Fprintf(&b, " SIZE=%d", d.Size)
-	}
-	if _, ok := s.ext["8BITMIME"]; ok && strings.EqualFold(d.BodyType, "8BITMIME") {
-		b.WriteString(" BODY=8BITMIME")
-	}
-	if _, ok := s.ext["SMTPUTF8"]; ok && d.SMTPUTF8 {
-		b.WriteString(" SMTPUTF8")
-	}
-	if _, ok := s.ext["DSN"]; ok {
-		if ret := strings.ToUpper(d.Ret); ret == "FULL" || ret == "HDRS" {
-			b.WriteString(" RET=" + ret)
-		}
-		if d.EnvID != "" && client.PrintableASCII(d.EnvID) {
-			b.WriteString(" ENVID=" + xtext(d.EnvID))
-		}
-	}
-	return b.String()
-}
-
-// rcptCommand builds RCPT TO, with NOTIFY and ORCPT when the server offers
-// DSN. Values that are not well-formed are left out rather than failing
-// the recipient.
-func (s *session) rcptCommand(r transport.Recipient) string {
-	line := "RCPT TO:<" + r.Address + ">"
-	if _, ok := s.ext["DSN"]; !ok {
-		return line
-	}
-	if n := strings.ToUpper(strings.ReplaceAll(r.Notify, " ", "")); n != "" && validNotify(n) {
-		line += " NOTIFY=" + n
-	}
-	// ORCPT is stored as the client gave it: "rfc822;" and xtext.
-	if typ, _, ok := strings.Cut(r.ORCPT, ";"); ok && typ != "" && client.PrintableASCII(r.ORCPT) {
-		line += " ORCPT=" + r.ORCPT
-	}
-	return line
-}
-
-func validNotify(n string) bool {
-	words := strings.Split(n, ",")
-	for _, w := range words {
-		switch w {
-		case "NEVER":
-			if len(words) > 1 {
-				return false
-			}
-		case "SUCCESS", "FAILURE", "DELAY":
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-// xtext encodes s for ENVID (RFC 3461 §4).
-func xtext(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 33 || c > 126 || c == '+' || c == '=' {
-			fmt.Fprintf(&b, "+%02X", c)
-			continue
-		}
-		b.WriteByte(c)
-	}
-	return b.String()
-}
+// has reports whether LHLO offered keyword kw.
+func (s *session) has(kw string) bool { _, ok := s.ext[kw]; return ok }

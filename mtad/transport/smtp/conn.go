@@ -131,28 +131,6 @@ func successText(code int, msg string) (text, dsn string) {
 	return text, dsn
 }
 
-// connectErrText words a dial error like Postfix's "%m": the C library's
-// strerror text, capitalised.
-func connectErrText(err error) string {
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return "Connection timed out"
-	}
-	var se *net.OpError
-	if errors.As(err, &se) && se.Err != nil {
-		err = se.Err
-	}
-	s := err.Error()
-	// *os.SyscallError prints "connect: connection refused".
-	if i := strings.LastIndex(s, ": "); i >= 0 {
-		s = s[i+2:]
-	}
-	if s == "" {
-		return "Connection failed"
-	}
-	return strings.ToUpper(s[:1]) + s[1:]
-}
-
 // isTimeout reports whether err is a deadline expiry.
 func isTimeout(err error) bool {
 	var ne net.Error

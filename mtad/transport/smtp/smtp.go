@@ -2,11 +2,12 @@
 // nexthop (relayhost, a transport-map destination or the recipient domain's
 // MX hosts), the way Postfix's smtp(8) does — MX then A fallback, STARTTLS
 // when offered, per-recipient results, the next MX host on a temporary
-// failure, and a cache of idle sessions per destination.
+// failure, PIPELINING, and a cache of idle sessions per destination.
 //
-// The client protocol is github.com/emersion/go-smtp's; this package adds
-// what an MTA needs around it: routing, Postfix's wording of every failure,
-// and connection reuse.
+// github.com/emersion/go-smtp's client does the greeting and EHLO (with its
+// HELO fallback); the mail transaction is ours (proto.go), because go-smtp
+// cannot pipeline. This package adds what an MTA needs around it: routing,
+// PIPELINING, Postfix's wording of every failure, and connection reuse.
 package smtp
 
 import (
@@ -24,8 +25,8 @@ import (
 
 	gosmtp "github.com/emersion/go-smtp"
 
-	"sqlmta/mtad/envelope"
 	"sqlmta/mtad/transport"
+	"sqlmta/mtad/transport/client"
 )
 
 // Config is the smtp transport's part of main.cf, as plain values.
@@ -294,7 +295,8 @@ func (t *Transport) dnsFail(dl *delivery, err error) {
 // session is one established SMTP connection.
 type session struct {
 	key         string
-	c           *gosmtp.Client
+	c           *gosmtp.Client // greeting, EHLO and the extensions
+	p           *proto         // everything after EHLO
 	tc          *trackConn
 	namaddr     string // "host[ip]"
 	namaddrport string // "host[ip]:port"
@@ -309,10 +311,8 @@ func (s *session) close() { _ = s.c.Close() }
 
 // quit says goodbye politely, without waiting long for it.
 func (s *session) quit() {
-	s.c.CommandTimeout = 2 * time.Second
-	if err := s.c.Quit(); err != nil {
-		_ = s.c.Close()
-	}
+	_, _ = s.p.cmd(2*time.Second, "QUIT")
+	_ = s.c.Close()
 }
 
 // connect dials tg and runs greeting, EHLO and (opportunistic) STARTTLS. On
@@ -343,7 +343,7 @@ func (t *Transport) connectOnce(ctx context.Context, tg target, key string, leve
 	dialer := net.Dialer{Timeout: t.cfg.ConnectTimeout}
 	raw, err := dialer.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, outcome{"4.4.1", fmt.Sprintf("connect to %s:%d: %s", namaddr, tg.port, connectErrText(err))}, "none", false
+		return nil, outcome{"4.4.1", fmt.Sprintf("connect to %s:%d: %s", namaddr, tg.port, client.DialErrText(err))}, "none", false
 	}
 	stop := context.AfterFunc(ctx, func() { raw.Close() })
 	defer stop()
@@ -391,8 +391,7 @@ func (t *Transport) connectOnce(ctx context.Context, tg target, key string, leve
 		}
 		return nil, ioFail(err, where), namaddrport, false
 	}
-	s.c.CommandTimeout = t.cfg.CommandTimeout
-	s.c.SubmissionTimeout = t.cfg.DataDoneTimeout
+	s.p = newProto(conn)
 	return s, outcome{}, namaddrport, false
 }
 
@@ -478,7 +477,7 @@ func (t *Transport) release(s *session, healthy bool) {
 		return
 	}
 	if s.dirty {
-		if err := s.c.Reset(); err != nil {
+		if re, err := s.p.cmd(s.cfg.CommandTimeout, "RSET"); err != nil || re.Code/100 != 2 {
 			s.close()
 			return
 		}
@@ -537,7 +536,7 @@ func (t *Transport) transact(ctx context.Context, s *session, dl *delivery, fina
 		return false, true
 	}
 	utf8, _ := s.c.Extension("SMTPUTF8")
-	if d.SMTPUTF8 && !utf8 && needsUTF8(d) {
+	if d.SMTPUTF8 && !utf8 && client.NeedsUTF8(d) {
 		recordAll(pending, outcome{"5.6.7", fmt.Sprintf("SMTPUTF8 is required, but was not offered by host %s", s.namaddr)})
 		finish()
 		return false, true
@@ -553,80 +552,138 @@ func (t *Transport) transact(ctx context.Context, s *session, dl *delivery, fina
 	}
 	defer body.Close()
 
-	opts := &gosmtp.MailOptions{Size: d.Size, UTF8: d.SMTPUTF8 && utf8}
-	switch strings.ToUpper(d.Ret) {
-	case "FULL":
-		opts.Return = gosmtp.DSNReturnFull
-	case "HDRS":
-		opts.Return = gosmtp.DSNReturnHeaders
+	if strings.ContainsAny(d.Sender, "\r\n<>") {
+		recordAll(pending, outcome{"5.1.7", fmt.Sprintf("bad sender address syntax: %q", d.Sender)})
+		finish()
+		return false, true
 	}
-	if printableASCII(d.EnvID) {
-		opts.EnvelopeID = d.EnvID
+	p := s.p
+	has := func(kw string) bool { ok, _ := s.c.Extension(kw); return ok }
+	mail := client.MailCommand(has, d, d.SMTPUTF8 && utf8)
+	rcpts := make([]string, len(pending))
+	for n, i := range pending {
+		rcpts[n] = client.RcptCommand(has, d.Recipients[i])
 	}
-	if err := s.c.Mail(d.Sender, opts); err != nil {
-		var se *gosmtp.SMTPError
-		isReply := errors.As(err, &se)
-		if s.uses > 1 && (!isReply || se.Code == 421) {
+	// With PIPELINING, MAIL, the RCPTs and DATA go in one write and the
+	// replies are read after it, as Postfix's smtp(8) does; without it,
+	// each command waits for the reply before it.
+	pipelined, _ := s.c.Extension("PIPELINING")
+	var written <-chan error
+	if pipelined {
+		written = p.sendAsync(append(append([]string{mail}, rcpts...), "DATA")...)
+	} else if err := p.send(mail); err != nil {
+		if s.uses > 1 {
+			return true, false
+		}
+		recordAll(pending, ioFail(err, "sending MAIL FROM"))
+		finish()
+		return false, false
+	}
+	// A write error shows as a read error too, since the connection is
+	// gone; the reads name the stage.
+	broken := func(o outcome, idx ...[]int) (bool, bool) {
+		for _, l := range idx {
+			recordAll(l, o)
+		}
+		finish()
+		return false, false
+	}
+
+	re, err := p.reply(s.cfg.CommandTimeout)
+	if err != nil || re.Code == 421 && s.uses > 1 {
+		if s.uses > 1 {
 			// The cached session went stale (servers say 421 before
 			// they drop an idle client): nothing was sent, reconnect.
 			return true, false
 		}
-		if !isReply {
-			recordAll(pending, ioFail(err, "sending MAIL FROM"))
-			finish()
-			return false, false
-		}
-		recordAll(pending, said(se, "MAIL FROM"))
-		finish()
-		return false, se.Code != 421
+		return broken(ioFail(err, "sending MAIL FROM"), pending)
 	}
 	s.dirty = true
+	if re.Code/100 != 2 {
+		// With pipelining the RCPT and DATA replies that follow are
+		// refusals of the missing transaction: read and drop them.
+		recordAll(pending, said(re, "MAIL FROM"))
+		finish()
+		if re.Code == 421 {
+			return false, false
+		}
+		if pipelined {
+			for range len(rcpts) + 1 {
+				if _, err := p.reply(s.cfg.CommandTimeout); err != nil {
+					return false, false
+				}
+			}
+			if err := <-written; err != nil {
+				return false, false
+			}
+		}
+		return false, true
+	}
 
 	var accepted []int
 	for n, i := range pending {
-		r := d.Recipients[i]
-		err := s.c.Rcpt(r.Address, rcptOptions(r))
-		if err == nil {
+		if !pipelined {
+			if err := p.send(rcpts[n]); err != nil {
+				return broken(ioFail(err, "sending RCPT TO"), accepted, pending[n:])
+			}
+		}
+		re, err := p.reply(s.cfg.CommandTimeout)
+		if err != nil {
+			return broken(ioFail(err, "sending RCPT TO"), accepted, pending[n:])
+		}
+		if re.Code/100 == 2 {
 			accepted = append(accepted, i)
 			continue
 		}
-		var se *gosmtp.SMTPError
-		if !errors.As(err, &se) {
-			o := ioFail(err, "sending RCPT TO")
-			recordAll(accepted, o)
-			recordAll(pending[n:], o)
-			finish()
-			return false, false
-		}
-		record(i, said(se, "RCPT TO"))
-		if se.Code == 421 {
-			o := ioFail(io.EOF, "sending RCPT TO")
-			recordAll(accepted, o)
-			recordAll(pending[n+1:], o)
-			finish()
-			return false, false
+		record(i, said(re, "RCPT TO"))
+		if re.Code == 421 {
+			return broken(ioFail(io.EOF, "sending RCPT TO"), accepted, pending[n+1:])
 		}
 	}
-	if len(accepted) == 0 {
+	if len(accepted) == 0 && !pipelined {
 		finish()
 		return false, true // release sends RSET
 	}
 
-	w, err := s.c.Data()
-	if err != nil {
-		var se *gosmtp.SMTPError
-		if !errors.As(err, &se) {
-			recordAll(accepted, ioFail(err, "sending DATA command"))
-			finish()
-			return false, false
+	if !pipelined {
+		if err := p.send("DATA"); err != nil {
+			return broken(ioFail(err, "sending DATA command"), accepted)
 		}
-		recordAll(accepted, said(se, "DATA"))
-		finish()
-		return false, se.Code != 421
 	}
-	src := &readErrTracker{r: body}
+	re, err = p.reply(s.cfg.CommandTimeout)
+	if err == nil && written != nil {
+		// The server read DATA before it answered; a write error now
+		// would be a server answering early.
+		err = <-written
+	}
+	if err != nil {
+		return broken(ioFail(err, "sending DATA command"), accepted)
+	}
+	if re.Code != 354 {
+		if len(accepted) > 0 {
+			recordAll(accepted, said(re, "DATA"))
+		}
+		finish()
+		return false, re.Code != 421
+	}
+	if len(accepted) == 0 {
+		// Every recipient was refused, yet DATA was accepted: RFC 2920
+		// says to send an empty message, which goes nowhere.
+		if err := p.send("."); err != nil {
+			return broken(outcome{})
+		}
+		if _, err := p.reply(s.cfg.DataDoneTimeout); err != nil {
+			return broken(outcome{})
+		}
+		s.dirty = false
+		finish()
+		return false, true
+	}
+
+	w := p.dataWriter()
+	src := &client.Source{R: body}
 	if _, err := io.Copy(w, src); err != nil {
-		if src.err != nil {
+		if src.Err != nil {
 			// Our own content failed: the transaction cannot be
 			// finished cleanly, so the connection goes too.
 			recordAll(accepted, outcome{"4.3.0", fmt.Sprintf("local data error while talking to %s", s.namaddr)})
@@ -643,108 +700,26 @@ func (t *Transport) transact(ctx context.Context, s *session, dl *delivery, fina
 		finish()
 		return false, false
 	}
-	resp, err := w.CloseWithResponse()
+	if err := w.Close(); err == nil {
+		err = p.w.Flush()
+	}
 	if err != nil {
-		var se *gosmtp.SMTPError
-		if !errors.As(err, &se) {
-			recordAll(accepted, ioFail(err, "sending end of data -- message may be sent more than once"))
-			finish()
-			return false, false
-		}
-		recordAll(accepted, said(se, "end of DATA"))
-		s.dirty = false
-		finish()
-		return false, se.Code != 421
+		return broken(ioFail(err, "sending message body"), accepted)
+	}
+	re, err = p.reply(s.cfg.DataDoneTimeout)
+	if err != nil {
+		return broken(ioFail(err, "sending end of data -- message may be sent more than once"), accepted)
 	}
 	s.dirty = false
-	text, dsn := successText(250, resp.StatusText)
+	if re.Code/100 != 2 {
+		recordAll(accepted, said(re, "end of DATA"))
+		finish()
+		return false, re.Code != 421
+	}
+	text, dsn := successText(re.Code, p.last)
 	for _, i := range accepted {
 		dl.set(i, outcome{dsn, text}, s.namaddrport, s.uses, setupDone)
 	}
 	finish()
 	return false, true
-}
-
-// readErrTracker remembers a read error so that a failed copy can be blamed
-// on the right side.
-type readErrTracker struct {
-	r   io.Reader
-	err error
-}
-
-func (r *readErrTracker) Read(p []byte) (int, error) {
-	n, err := r.r.Read(p)
-	if err != nil && err != io.EOF {
-		r.err = err
-	}
-	return n, err
-}
-
-// rcptOptions passes NOTIFY and ORCPT on (go-smtp sends them only to a
-// server that offers DSN). Values it would refuse are dropped rather than
-// failing the recipient.
-func rcptOptions(r transport.Recipient) *gosmtp.RcptOptions {
-	o := &gosmtp.RcptOptions{}
-	if r.Notify != "" {
-		var ns []gosmtp.DSNNotify
-		never := false
-		for _, w := range strings.Split(strings.ToUpper(r.Notify), ",") {
-			switch n := gosmtp.DSNNotify(strings.TrimSpace(w)); n {
-			case gosmtp.DSNNotifyNever:
-				never = true
-				ns = append(ns, n)
-			case gosmtp.DSNNotifySuccess, gosmtp.DSNNotifyFailure, gosmtp.DSNNotifyDelayed:
-				ns = append(ns, n)
-			}
-		}
-		if !never || len(ns) == 1 {
-			o.Notify = ns
-		}
-	}
-	if r.ORCPT != "" {
-		typ, addr, ok := strings.Cut(r.ORCPT, ";")
-		if !ok {
-			typ, addr = "rfc822", r.ORCPT
-		}
-		switch strings.ToLower(typ) {
-		case "rfc822":
-			if a, ok := envelope.DecodeXtext(addr); ok && printableASCII(a) {
-				o.OriginalRecipientType, o.OriginalRecipient = gosmtp.DSNAddressTypeRFC822, a
-			}
-		case "utf-8":
-			o.OriginalRecipientType, o.OriginalRecipient = gosmtp.DSNAddressTypeUTF8, addr
-		}
-	}
-	return o
-}
-
-func printableASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < 33 || s[i] > 126 {
-			return false
-		}
-	}
-	return true
-}
-
-// needsUTF8 reports whether the envelope itself cannot go without SMTPUTF8.
-// (Postfix also looks at the headers; the envelope is what we know here.)
-func needsUTF8(d *transport.Delivery) bool {
-	nonASCII := func(s string) bool {
-		for i := 0; i < len(s); i++ {
-			if s[i] >= 0x80 {
-				return true
-			}
-		}
-		return false
-	}
-	if nonASCII(d.Sender) {
-		return true
-	}
-	for _, r := range d.Recipients {
-		if nonASCII(r.Address) {
-			return true
-		}
-	}
-	return false
 }
