@@ -164,6 +164,9 @@ type ClaimedRecipient struct {
 	DelayWarned bool
 	// Flushed: a flush made this attempt (postqueue -f, sendmail -q, ETRN): defer_transports do not hold it.
 	Flushed bool
+	// TakenOver: the recipient was still being delivered by a node whose lease ran out (it died); that
+	// delivery may have happened.
+	TakenOver bool
 }
 
 // DeadDestination is a destination (transport and next hop, Postfix's per-destination queue) that

@@ -279,6 +279,7 @@ func (n *Node) build() error {
 		ActiveLimit:      num("qmgr_message_active_limit"),
 		Limits:           limits,
 		DeferTransports:  cfg.List("defer_transports"),
+		TransportRetry:   dur("transport_retry_time"),
 		LogNames:         logNames,
 
 		BounceQueueLifetime: dur("bounce_queue_lifetime"),

@@ -39,8 +39,12 @@ type Config struct {
 	// feedback, dead destinations, recipients per delivery). Nil: Postfix's
 	// defaults with DestConcurrency and RecipientLimit.
 	Limits          func(transport string) Limits
-	DeferTransports []string      // defer_transports: deferred without a delivery attempt
-	DrainTimeout    time.Duration // how long a stopping node lets running deliveries finish
+	DeferTransports []string // defer_transports: deferred without a delivery attempt
+	// TransportRetry is transport_retry_time: how long a transport whose
+	// delivery agent failed (unknown in master.cf, or crashed) is left
+	// alone, its mail deferred without an attempt. Default 60s.
+	TransportRetry time.Duration
+	DrainTimeout   time.Duration // how long a stopping node lets running deliveries finish
 	// BounceQueueLifetime (bounce_queue_lifetime) replaces MaxQueueLifetime
 	// for null-sender mail; 0 means the same as MaxQueueLifetime.
 	BounceQueueLifetime time.Duration
@@ -89,7 +93,11 @@ type Qmgr struct {
 	dests    map[string]*dest    // per-destination queues, while they have work
 	dead     map[string]deadMark // dead destinations (shared through the store)
 	deadRead time.Time           // when refreshDead last read the store (dispatch only)
-	slotFree chan struct{}
+	// deadTransports: transports throttled for transport_retry_time after
+	// their delivery agent failed, with the deferral reason. Local to
+	// this node, as the failure is.
+	deadTransports map[string]deadTransport
+	slotFree       chan struct{}
 
 	done    chan outcome
 	running sync.WaitGroup
@@ -143,6 +151,9 @@ func New(cfg Config, st store.Store, resolve func(string) rewrite.Result, transp
 	if cfg.Lease <= 0 {
 		cfg.Lease = 300 * time.Second
 	}
+	if cfg.TransportRetry <= 0 {
+		cfg.TransportRetry = 60 * time.Second
+	}
 	if cfg.DrainTimeout <= 0 {
 		cfg.DrainTimeout = 30 * time.Second
 	}
@@ -153,8 +164,10 @@ func New(cfg Config, st store.Store, resolve func(string) rewrite.Result, transp
 		slotFree: make(chan struct{}, 1),
 		dests:    map[string]*dest{},
 		dead:     map[string]deadMark{},
-		held:     map[int64]bool{},
-		done:     make(chan outcome, 1024),
+
+		deadTransports: map[string]deadTransport{},
+		held:           map[int64]bool{},
+		done:           make(chan outcome, 1024),
 	}
 }
 
@@ -299,6 +312,7 @@ func (q *Qmgr) dispatch(ctx context.Context, rcpts []store.ClaimedRecipient, cla
 	var jobs []*job
 	byKey := map[string]*job{}
 	logged := map[string]bool{}
+	takenOver := map[string]int{}
 	lims := map[string]Limits{}
 	for _, r := range rcpts {
 		if !logged[r.QueueID] {
@@ -335,8 +349,14 @@ func (q *Qmgr) dispatch(ctx context.Context, rcpts []store.ClaimedRecipient, cla
 		}
 		j.rcpts = append(j.rcpts, r)
 		j.delivery.Recipients = append(j.delivery.Recipients, transport.Recipient{
-			ID: r.ID, Address: r.Address, Orig: r.Orig, Notify: r.Notify, ORCPT: r.ORCPT,
+			ID: r.ID, Address: r.Address, Orig: r.Orig, Notify: r.Notify, ORCPT: r.ORCPT, TakenOver: r.TakenOver,
 		})
+		if r.TakenOver {
+			takenOver[r.QueueID]++
+		}
+	}
+	for id, n := range takenOver {
+		q.log.Printf("qmgr", "warning: %s: %d recipient(s) taken over from a node whose lease ran out during their delivery: they may have been delivered already", id, n)
 	}
 	type deferral struct {
 		j                 *job
@@ -352,6 +372,10 @@ func (q *Qmgr) dispatch(ctx context.Context, rcpts []store.ClaimedRecipient, cla
 	for _, j := range jobs {
 		if q.isDeferTransport(j.transport) && !flushed(j) {
 			defers = append(defers, deferral{j, q.serviceName(rewrite.RetryTransport), "4.3.2", "deferred transport"})
+			continue
+		}
+		if dt, ok := q.deadTransports[j.transport]; ok && claimedAt.Before(dt.until) {
+			defers = append(defers, deferral{j, "qmgr", "4.3.0", dt.reason})
 			continue
 		}
 		mark, marked := q.dead[j.destKey]
@@ -584,19 +608,28 @@ func (q *Qmgr) renewer(ctx context.Context) {
 }
 
 // deliver runs j and hands every recipient's outcome to the recorder; it
-// returns the results for the destination's feedback.
+// returns the results for the destination's feedback. A transport that is
+// not there or that panics is throttled for transport_retry_time, and its
+// recipients are deferred by the qmgr, as Postfix's qmgr does when it
+// cannot reach a delivery agent or the agent dies.
 func (q *Qmgr) deliver(ctx context.Context, j *job) []transport.Result {
 	t := q.transports[j.transport]
 	started := q.now()
 	var results []transport.Result
+	failure := ""
 	if t == nil {
+		q.log.Printf("qmgr", "warning: connect to transport private/%s: No such file or directory", j.transport)
+		failure = transportUnavailable
+	} else if results = q.safeDeliver(ctx, t, j); results == nil {
+		q.log.Printf("qmgr", "warning: transport %s failure -- see a previous warning/fatal/panic logfile record for the problem description", j.transport)
+		failure = transportCrashed
+	}
+	if failure != "" {
+		q.throttleTransport(j.transport, failure)
 		results = make([]transport.Result, len(j.rcpts))
 		for i, r := range j.rcpts {
-			results[i] = transport.Result{RecipientID: r.ID, Status: transport.Deferred, DSN: "4.3.0", Relay: "none",
-				Text: fmt.Sprintf("mail transport unavailable: unknown transport %q", j.transport)}
+			results[i] = transport.Result{RecipientID: r.ID, Status: transport.Deferred, DSN: "4.3.0", Relay: "none", Text: failure}
 		}
-	} else {
-		results = t.Deliver(ctx, j.delivery)
 	}
 	for i, r := range j.rcpts {
 		var res transport.Result
@@ -606,7 +639,11 @@ func (q *Qmgr) deliver(ctx context.Context, j *job) []transport.Result {
 			res = transport.Result{RecipientID: r.ID, Status: transport.Deferred, DSN: "4.3.0", Relay: "none", Text: "delivery agent returned no result"}
 		}
 		if !res.Logged {
-			q.logLine(q.serviceName(j.transport), j, r, res, started)
+			service := q.serviceName(j.transport)
+			if failure != "" {
+				service = "qmgr"
+			}
+			q.logLine(service, j, r, res, started)
 		}
 		q.done <- outcome{rcpt: r, result: res}
 	}

@@ -80,11 +80,17 @@ func resolveByDomain(addr string) rewrite.Result {
 
 func startQmgr(t *testing.T, cfg Config, st store.Store, tr transport.Transport, log io.Writer) (*Qmgr, func()) {
 	t.Helper()
+	return startQmgrWith(t, cfg, st, resolveByDomain, map[string]transport.Transport{"smtp": tr}, log)
+}
+
+// startQmgrWith runs a qmgr with its own routing and transports.
+func startQmgrWith(t *testing.T, cfg Config, st store.Store, resolve func(string) rewrite.Result,
+	transports map[string]transport.Transport, log io.Writer) (*Qmgr, func()) {
+	t.Helper()
 	if cfg.Owner == "" {
 		cfg.Owner = "test-node"
 	}
-	q := New(cfg, st, resolveByDomain, map[string]transport.Transport{"smtp": tr},
-		maillog.New(log, "test", "postfix"), nil)
+	q := New(cfg, st, resolve, transports, maillog.New(log, "test", "postfix"), nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- q.Run(ctx) }()

@@ -17,6 +17,10 @@ type Recipient struct {
 	Orig    string // original recipient (orig_to, X-Original-To); "" = same as Address
 	Notify  string // DSN NOTIFY, e.g. "FAILURE,DELAY"; "" if none
 	ORCPT   string // DSN ORCPT, e.g. "rfc822;bob@example.com"; "" if none
+	// TakenOver: a node died while delivering this recipient, so the mail
+	// may be there already. Transports that can look (Maildir) do, rather
+	// than deliver a second copy.
+	TakenOver bool
 }
 
 // Delivery is one delivery request: one message, recipients that share the

@@ -23,14 +23,16 @@ WHERE state <> 'hold' AND next_attempt_at <= ?
 ORDER BY next_attempt_at, id
 LIMIT ?
 FOR UPDATE SKIP LOCKED`,
+	// MariaDB assigns left to right and later expressions see earlier assignments: taken_over must read
+	// the old state, so it comes first.
 	ClaimUpdate: `
 UPDATE queue_recipient
-SET state = 'active', lease_owner = ?, lease_expires_at = ?, next_attempt_at = ?
+SET taken_over = (state = 'active'), state = 'active', lease_owner = ?, lease_expires_at = ?, next_attempt_at = ?
 WHERE id IN (%s)`,
 	ClaimFetch: `
 SELECT r.id, r.message_id, r.address, r.orig_address, r.notify, r.orcpt, r.domain, r.attempts, r.last_reason,
        m.sender, m.arrival, m.size, m.nrcpt, m.message_id, m.content_filter, m.expire_forced, m.delay_warned,
-       r.flushed
+       r.flushed, r.taken_over
 FROM queue_recipient r
 JOIN queue_message m ON m.id = r.message_id
 WHERE r.id IN (%s)

@@ -199,7 +199,7 @@ func (s *Store) RecipientsClaim(ctx context.Context, p store.ClaimParams) ([]sto
 		var c store.ClaimedRecipient
 		err := row.Scan(&c.ID, &c.QueueID, &c.Address, &c.Orig, &c.Notify, &c.ORCPT, &c.Domain, &c.Attempts,
 			&c.LastReason, &c.Sender, &c.Arrival, &c.Size, &c.NRcpt, &c.MessageID, &c.Filter, &c.ExpireForced,
-			&c.DelayWarned, &c.Flushed)
+			&c.DelayWarned, &c.Flushed, &c.TakenOver)
 		c.Arrival = c.Arrival.UTC()
 		return c, err
 	})

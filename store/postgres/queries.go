@@ -29,15 +29,15 @@ WITH due AS (
     FOR UPDATE SKIP LOCKED
 ), claimed AS (
     UPDATE queue_recipient r
-    SET state = 'active', lease_owner = $3, lease_expires_at = $4, next_attempt_at = $4
+    SET taken_over = (r.state = 'active'), state = 'active', lease_owner = $3, lease_expires_at = $4, next_attempt_at = $4
     FROM due
     WHERE r.id = due.id
     RETURNING r.id, r.message_id, r.address, r.orig_address, r.notify, r.orcpt, r.domain, r.attempts, r.last_reason,
-              r.flushed
+              r.flushed, r.taken_over
 )
 SELECT c.id, c.message_id, c.address, c.orig_address, c.notify, c.orcpt, c.domain, c.attempts, c.last_reason,
        m.sender, m.arrival, m.size, m.nrcpt, m.message_id, m.content_filter, m.expire_forced, m.delay_warned,
-       c.flushed
+       c.flushed, c.taken_over
 FROM claimed c
 JOIN queue_message m ON m.id = c.message_id
 ORDER BY c.message_id, c.id`

@@ -21,7 +21,7 @@ VALUES `,
 	// only name the updated table's columns, so the message fields come from correlated primary-key lookups.
 	ClaimReturning: `
 UPDATE queue_recipient
-SET state = 'active', lease_owner = ?, lease_expires_at = ?, next_attempt_at = ?
+SET taken_over = (state = 'active'), state = 'active', lease_owner = ?, lease_expires_at = ?, next_attempt_at = ?
 WHERE id IN (SELECT id FROM queue_recipient
              WHERE state <> 'hold' AND next_attempt_at <= ?
              ORDER BY next_attempt_at, id
@@ -35,7 +35,7 @@ RETURNING id, message_id, address, orig_address, notify, orcpt, domain, attempts
           (SELECT m.content_filter FROM queue_message m WHERE m.id = queue_recipient.message_id),
           (SELECT m.expire_forced FROM queue_message m WHERE m.id = queue_recipient.message_id),
           (SELECT m.delay_warned FROM queue_message m WHERE m.id = queue_recipient.message_id),
-          flushed`,
+          flushed, taken_over`,
 	// The single writer already serialises completions: this only finds the messages involved.
 	CompleteLock: `
 SELECT id FROM queue_message

@@ -401,6 +401,11 @@ func testLeaseExpiry(t *testing.T, h Harness) {
 	if !slices.Equal(sorted(ids(a)), sorted(ids(b))) {
 		t.Fatalf("after expiry B claimed %v, want A's %v", ids(b), ids(a))
 	}
+	for i := range a {
+		if a[i].TakenOver || !b[i].TakenOver {
+			t.Errorf("recipient %d: taken over %v at A's claim, %v at B's; want false, true", a[i].ID, a[i].TakenOver, b[i].TakenOver)
+		}
+	}
 	for _, r := range get(t, s, m.QueueID).Recipients {
 		if r.LeaseOwner != "B" {
 			t.Errorf("recipient %d lease owner %q, want B", r.ID, r.LeaseOwner)
@@ -525,7 +530,7 @@ func testDefer(t *testing.T, h Harness) {
 		t.Errorf("deferred recipient claimed before its next attempt: %+v", got)
 	}
 	got := claim(t, s, "B", 10, time.Minute, now.Add(11*time.Minute))
-	if len(got) != 1 || got[0].ID != a[0].ID || got[0].Attempts != 1 || got[0].LastReason != reason {
+	if len(got) != 1 || got[0].ID != a[0].ID || got[0].Attempts != 1 || got[0].LastReason != reason || got[0].TakenOver {
 		t.Fatalf("claim after next attempt = %+v; want the deferred recipient with attempts 1", got)
 	}
 	// A second deferral counts again.

@@ -70,7 +70,8 @@ func (rq *request) mailbox(ctx context.Context, a attr, u *User, lp, ext string)
 	}
 	chown := os.Geteuid() == 0
 	if strings.HasSuffix(path, "/") {
-		err := t.md.Deliver(ctx, mailbox.Target{Dir: path, UID: u.UID, GID: u.GID, Chown: chown, Limit: t.cfg.MailboxSizeLimit},
+		err := t.md.Deliver(ctx, mailbox.Target{Dir: path, UID: u.UID, GID: u.GID, Chown: chown, Limit: t.cfg.MailboxSizeLimit,
+			Key: rq.key(), Retaken: rq.r.TakenOver},
 			rq.copier(ctx, rq.fileFlags(false), a))
 		if err != nil {
 			rq.failText(a.rcpt, err, "maildir delivery failed: ")
@@ -116,7 +117,8 @@ func (rq *request) file(ctx context.Context, a attr, path string) {
 		uid, gid, chown = priv.UID, priv.GID, true
 	}
 	if strings.HasSuffix(path, "/") {
-		err := t.md.Deliver(ctx, mailbox.Target{Dir: path, UID: uid, GID: gid, Chown: chown, Limit: t.cfg.MailboxSizeLimit},
+		err := t.md.Deliver(ctx, mailbox.Target{Dir: path, UID: uid, GID: gid, Chown: chown, Limit: t.cfg.MailboxSizeLimit,
+			Key: rq.key(), Retaken: rq.r.TakenOver},
 			rq.copier(ctx, rq.fileFlags(false), a))
 		if err != nil {
 			rq.failText(a.rcpt, err, "maildir delivery failed: ")
@@ -259,3 +261,7 @@ func (rq *request) environ(a attr, priv *User) []string {
 	}
 	return env
 }
+
+// key names this request's Maildir files; each Maildir gets one copy per
+// request (rq.seen), so the queued recipient is enough.
+func (rq *request) key() string { return mailbox.DeliveryKey(rq.d.QueueID, rq.r.ID) }

@@ -205,3 +205,60 @@ func TestCommandStatuses(t *testing.T) {
 	check((&Command{Argv: []string{"/nonexistent/cmd"}}).Run(ctx, writeMsg("x\r\n")), "4.3.0",
 		`cannot execute command "/nonexistent/cmd": No such file or directory`)
 }
+
+// TestMaildirRetakenDelivery: a delivery taken over after a crash finds the
+// file the dead node wrote, in new/ or (moved by a reader) in cur/, and
+// writes no second copy; without that file it delivers.
+func TestMaildirRetakenDelivery(t *testing.T) {
+	dir := t.TempDir() + "/Maildir/"
+	md := NewMaildir("node-a")
+	write := func(w io.Writer) error { _, err := io.WriteString(w, "Subject: x\n\nbody\n"); return err }
+	files := func() []string {
+		var out []string
+		for _, sub := range []string{"new", "cur", "tmp"} {
+			ents, _ := os.ReadDir(filepath.Join(dir, sub))
+			for _, e := range ents {
+				out = append(out, sub+"/"+e.Name())
+			}
+		}
+		return out
+	}
+	key := DeliveryKey("4ZxK2q1Rb7z3v", 12)
+	if err := md.Deliver(context.Background(), Target{Dir: dir, Key: key}, write); err != nil {
+		t.Fatal(err)
+	}
+	got := files()
+	if len(got) != 1 || !strings.HasPrefix(got[0], "new/") || !strings.Contains(got[0], "_4ZxK2q1Rb7z3v_12.node-a") {
+		t.Fatalf("files %v, want one in new/ named with the key", got)
+	}
+	// Another node takes the delivery over.
+	other := NewMaildir("node-b")
+	if err := other.Deliver(context.Background(), Target{Dir: dir, Key: key, Retaken: true}, write); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(files()); n != 1 {
+		t.Errorf("%d files after the retaken delivery, want still 1", n)
+	}
+	// A reader moved it to cur/ with flags: still found.
+	cur := filepath.Join(dir, "cur", filepath.Base(got[0])+":2,S")
+	if err := os.Rename(filepath.Join(dir, got[0]), cur); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Deliver(context.Background(), Target{Dir: dir, Key: key, Retaken: true}, write); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(files()); n != 1 {
+		t.Errorf("%d files after the retaken delivery (moved to cur/), want still 1", n)
+	}
+	// A key that is a suffix of another's is no match; nor is a retaken
+	// delivery whose copy never got written.
+	if err := other.Deliver(context.Background(), Target{Dir: dir, Key: DeliveryKey("ZxK2q1Rb7z3v", 12), Retaken: true}, write); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Deliver(context.Background(), Target{Dir: dir, Key: DeliveryKey("4ZxK2q1Rb7z3v", 2), Retaken: true}, write); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(files()); n != 3 {
+		t.Errorf("%d files, want 3: %v", n, files())
+	}
+}

@@ -41,6 +41,44 @@ type Target struct {
 	UID, GID int
 	Chown    bool  // give new directories and the file to UID/GID
 	Limit    int64 // largest message file; 0: none
+	// Key names this delivery for good (queue ID and recipient ID): it
+	// goes into the file name, so that a delivery taken over after a
+	// crash can find the copy the dead node wrote. "" for none.
+	Key string
+	// Retaken asks to look for a file with Key in new/ and cur/ first,
+	// and to write nothing when there is one.
+	Retaken bool
+}
+
+// DeliveryKey is the Key of queued recipient rcptID of message queueID.
+func DeliveryKey(queueID string, rcptID int64) string {
+	return fmt.Sprintf("%s_%d", queueID, rcptID)
+}
+
+// keyMark is how a key appears in a file name: "_" cannot appear in a
+// queue ID, and "." ends the unique part, so the match is exact.
+func keyMark(key string) string { return "_" + key + "." }
+
+// delivered reports whether a file named with key is in dir's new/ or cur/
+// (where a mail reader may have moved it). It reads both directories, so
+// it is only done for retaken deliveries.
+func delivered(dir, key string) (bool, error) {
+	mark := keyMark(key)
+	for _, sub := range []string{"new", "cur"} {
+		ents, err := os.ReadDir(filepath.Join(dir, sub))
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				continue
+			}
+			return false, err
+		}
+		for _, e := range ents {
+			if strings.Contains(e.Name(), mark) {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
 }
 
 // Deliver writes one message through write into t.Dir, creating the
@@ -59,8 +97,20 @@ func (m *Maildir) Deliver(ctx context.Context, t Target, write func(io.Writer) e
 			return &Error{DSN: DSNFor(err, "4.2.0"), Text: err.Error()}
 		}
 	}
+	if t.Retaken && t.Key != "" {
+		found, err := delivered(t.Dir, t.Key)
+		if err != nil {
+			return fail(err, "read maildir %s", t.Dir)
+		}
+		if found {
+			return nil
+		}
+	}
 	now := time.Now()
 	name := fmt.Sprintf("%d.M%dP%dQ%d.%s", now.Unix(), now.Nanosecond()/1000, os.Getpid(), m.count.Add(1), m.host)
+	if t.Key != "" && !strings.ContainsAny(t.Key, "/:.") {
+		name = fmt.Sprintf("%d.M%dP%dQ%d%s%s", now.Unix(), now.Nanosecond()/1000, os.Getpid(), m.count.Add(1), keyMark(t.Key), m.host)
+	}
 	tmpPath := filepath.Join(tmpDir, name)
 	f, err := os.OpenFile(tmpPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {

@@ -180,7 +180,8 @@ func (t *Transport) deliverOne(ctx context.Context, d *transport.Delivery, r tra
 	base := mailbox.ReturnPath | mailbox.OrigRcpt | mailbox.Delivered
 	var err error
 	if strings.HasSuffix(path, "/") {
-		err = t.md.Deliver(ctx, mailbox.Target{Dir: path, UID: uid, GID: gid, Chown: chown, Limit: t.cfg.MailboxLimit}, copier(base))
+		err = t.md.Deliver(ctx, mailbox.Target{Dir: path, UID: uid, GID: gid, Chown: chown, Limit: t.cfg.MailboxLimit,
+			Key: mailbox.DeliveryKey(d.QueueID, r.ID), Retaken: r.TakenOver}, copier(base))
 		if err == nil {
 			return "2.0.0", "delivered to maildir"
 		}

@@ -231,7 +231,7 @@ func (s *Store) RecipientsClaim(ctx context.Context, p store.ClaimParams) ([]sto
 			var arrival dbTime
 			if err := rows.Scan(&c.ID, &c.QueueID, &c.Address, &c.Orig, &c.Notify, &c.ORCPT, &c.Domain, &c.Attempts,
 				&c.LastReason, &c.Sender, &arrival, &c.Size, &c.NRcpt, &c.MessageID, &c.Filter, &c.ExpireForced,
-				&c.DelayWarned, &c.Flushed); err != nil {
+				&c.DelayWarned, &c.Flushed, &c.TakenOver); err != nil {
 				return err
 			}
 			c.Arrival = arrival.t
