@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 	"time"
 
@@ -143,6 +144,9 @@ func (b *Bouncer) notify(ctx context.Context, k kind, rcpts []store.ClaimedRecip
 	msg, err := b.Store.MessageGet(ctx, first.QueueID)
 	if err != nil {
 		return err
+	}
+	if k == delay {
+		rcpts, results = withOtherDeferrals(msg, rcpts, results)
 	}
 	open := func() (io.ReadCloser, error) { return b.Store.ContentOpen(ctx, msg.QueueID) }
 	return b.notifyAbout(ctx, k, source{Message: msg, open: open, headersOnly: b.SizeLimit > 0 && msg.Size > b.SizeLimit}, rcpts, results)
@@ -568,4 +572,42 @@ func headerBlock(r io.Reader) io.Reader {
 		}
 	}
 	return &out
+}
+
+// withOtherDeferrals adds to a delay warning the message's other deferred
+// recipients with their last reasons. Postfix's warning lists every
+// recipient of the message deferred in the queue run (its defer logfile);
+// here a message's recipients come back in separate batches of outcomes,
+// so the ones written earlier are read from the queue.
+func withOtherDeferrals(msg *store.Message, rcpts []store.ClaimedRecipient, results []transport.Result) ([]store.ClaimedRecipient, []transport.Result) {
+	have := make(map[int64]bool, len(rcpts))
+	for _, r := range rcpts {
+		have[r.ID] = true
+	}
+	first := rcpts[0]
+	for _, r := range msg.Recipients {
+		if have[r.ID] || r.State != store.StateDeferred || r.LastReason == "" {
+			continue
+		}
+		c := first
+		c.ID, c.Address, c.Orig, c.Notify, c.ORCPT, c.Domain = r.ID, r.Address, r.Orig, r.Notify, r.ORCPT, r.Domain
+		c.Attempts, c.LastReason = r.Attempts, r.LastReason
+		rcpts = append(rcpts, c)
+		results = append(results, transport.Result{RecipientID: r.ID, Status: transport.Deferred,
+			DSN: reasonDSN(r.LastReason), Text: r.LastReason})
+	}
+	return rcpts, results
+}
+
+// enhancedIn finds a 4.X.Y status code in a deferral reason ("host … said:
+// 450 4.2.0 …").
+var enhancedIn = regexp.MustCompile(`(?:^|\s)(4\.\d{1,3}\.\d{1,3})(?:\s|$)`)
+
+// reasonDSN is the status a stored deferral reason carries, or "" (which
+// a delay notice shows as 4.0.0).
+func reasonDSN(reason string) string {
+	if m := enhancedIn.FindStringSubmatch(reason); m != nil {
+		return m[1]
+	}
+	return ""
 }

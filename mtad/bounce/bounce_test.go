@@ -317,6 +317,46 @@ delete your own text from the attached returned message.
 	}
 }
 
+// TestDelayWarningListsEarlierDeferrals: the message's recipients deferred
+// in an earlier batch of outcomes are in the warning too, with their
+// stored reasons, as Postfix's warning lists the whole defer logfile.
+func TestDelayWarningListsEarlierDeferrals(t *testing.T) {
+	st, c, _ := fixture(t, "alice@example.org",
+		store.NewRecipient{Address: "bob@example.net"},
+		store.NewRecipient{Address: "carol@example.com"},
+		store.NewRecipient{Address: "dave@example.org"})
+	ctx := context.Background()
+	later := time.Now().Add(time.Hour)
+	if err := st.RecipientsDefer(ctx, "n", []store.Deferral{
+		{ID: c[0].ID, Reason: "host mx.example.net[192.0.2.25] said: 450 4.2.0 <bob@example.net>: Mailbox busy (in reply to RCPT TO command)", NextAttempt: later},
+		{ID: c[1].ID, Reason: "connect to mx.example.com[192.0.2.26]:25: Connection refused", NextAttempt: later},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	res := transport.Result{Status: transport.Deferred, DSN: "4.4.2", Text: "conversation with mx.example.org[192.0.2.27] timed out while receiving the initial server greeting"}
+	var sub capture
+	if err := newBouncer(st, &sub, io.Discard).DelayWarn(ctx, c[2:], []transport.Result{res}); err != nil {
+		t.Fatal(err)
+	}
+	if len(sub.got) != 1 {
+		t.Fatalf("%d notices, want 1", len(sub.got))
+	}
+	r := parse(t, sub.got[0].data)
+	var got []string
+	for _, g := range r.perRcpt {
+		got = append(got, g.Get("Final-Recipient")+" "+g.Get("Status"))
+	}
+	want := []string{"rfc822; dave@example.org 4.4.2", "rfc822; bob@example.net 4.2.0", "rfc822; carol@example.com 4.0.0"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("recipients %q, want %q", got, want)
+	}
+	for _, w := range []string{"<bob@example.net>: host mx.example.net[192.0.2.25] said: 450 4.2.0", "<carol@example.com>: connect to"} {
+		if !strings.Contains(r.text, w) {
+			t.Errorf("notification lacks %q:\n%s", w, r.text)
+		}
+	}
+}
+
 func TestPostmasterCopies(t *testing.T) {
 	st, c, _ := fixture(t, "alice@example.org",
 		store.NewRecipient{Address: "bob@example.net"},
