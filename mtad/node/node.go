@@ -222,15 +222,37 @@ func (n *Node) build() error {
 		QualifyRemote:                  remoteQualifier(res, get("remote_header_rewrite_domain")),
 	}, n.st, n.log)
 
+	noDNS, err := cfg.Bool("disable_dns_lookups")
+	errs = append(errs, err)
+	switch level := get("smtp_dns_support_level"); level {
+	case "disabled":
+		noDNS = true
+	case "", "enabled", "dnssec":
+	default:
+		errs = append(errs, fmt.Errorf("smtp_dns_support_level: bad value %q", level))
+	}
+	hostLookup := cfg.List("smtp_host_lookup")
+	for _, h := range hostLookup {
+		if h != "dns" && h != "native" {
+			errs = append(errs, fmt.Errorf("smtp_host_lookup: bad value %q", h))
+		}
+	}
 	n.smtpTr = smtptransport.New(smtptransport.Config{
 		HeloName:        get("smtp_helo_name"),
 		ConnectTimeout:  dur("smtp_connect_timeout"),
 		HeloTimeout:     dur("smtp_helo_timeout"),
+		MailTimeout:     dur("smtp_mail_timeout"),
+		RcptTimeout:     dur("smtp_rcpt_timeout"),
+		DataInitTimeout: dur("smtp_data_init_timeout"),
+		DataXferTimeout: dur("smtp_data_xfer_timeout"),
 		DataDoneTimeout: dur("smtp_data_done_timeout"),
+		RsetTimeout:     dur("smtp_rset_timeout"),
 		IdleTimeout:     dur("smtp_connection_cache_time_limit"),
 		MXAddressLimit:  num("smtp_mx_address_limit"),
 		MXSessionLimit:  num("smtp_mx_session_limit"),
 		TLSLevel:        n.smtpTLSLevel(cfg),
+		NoDNS:           noDNS,
+		HostLookup:      hostLookup,
 	})
 	transports := map[string]transport.Transport{
 		"smtp":  n.smtpTr,
@@ -276,11 +298,13 @@ func (n *Node) build() error {
 		ProcessLimit:     num("default_process_limit"),
 		DestConcurrency:  num("default_destination_concurrency_limit"),
 		RecipientLimit:   num("default_destination_recipient_limit"),
-		ActiveLimit:      num("qmgr_message_active_limit"),
-		Limits:           limits,
-		DeferTransports:  cfg.List("defer_transports"),
-		TransportRetry:   dur("transport_retry_time"),
-		LogNames:         logNames,
+		// The qmgr holds recipients: bounding them by both limits also
+		// bounds the messages by qmgr_message_active_limit.
+		ActiveLimit:     min(num("qmgr_message_active_limit"), num("qmgr_message_recipient_limit")),
+		Limits:          limits,
+		DeferTransports: cfg.List("defer_transports"),
+		TransportRetry:  dur("transport_retry_time"),
+		LogNames:        logNames,
 
 		BounceQueueLifetime: dur("bounce_queue_lifetime"),
 		DelayWarning:        dur("delay_warning_time"),

@@ -32,7 +32,7 @@ type Config struct {
 	MaxBackoff       time.Duration // maximal_backoff_time
 	MaxQueueLifetime time.Duration // maximal_queue_lifetime
 	ProcessLimit     int           // default_process_limit: deliveries at once (running or waiting for their destination)
-	ActiveLimit      int           // qmgr_message_active_limit: most claimed recipients in memory
+	ActiveLimit      int           // most claimed recipients in memory: qmgr_message_active_limit and qmgr_message_recipient_limit
 	DestConcurrency  int           // default_destination_concurrency_limit (when Limits is nil)
 	RecipientLimit   int           // default_destination_recipient_limit: recipients per delivery (when Limits is nil)
 	// Limits returns a transport's scheduling parameters (slow start,

@@ -2,6 +2,7 @@ package smtp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -68,16 +69,86 @@ func (e *dnsError) dsn() string {
 type resolver struct {
 	server string
 	client *dns.Client
+	// noDNS: disable_dns_lookups (smtp_dns_support_level=disabled): no MX
+	// lookups, and host addresses from the system resolver only.
+	noDNS bool
+	// lookup is smtp_host_lookup: "dns" and/or "native", tried in order.
+	lookup []string
 }
 
-func newResolver(server string) *resolver {
+func newResolver(server string, noDNS bool, lookup []string) *resolver {
+	if len(lookup) == 0 {
+		lookup = []string{"dns"}
+	}
 	if server == "" {
 		server = "127.0.0.1:53"
 		if cc, err := dns.ClientConfigFromFile("/etc/resolv.conf"); err == nil && len(cc.Servers) > 0 {
 			server = net.JoinHostPort(cc.Servers[0], cc.Port)
 		}
 	}
-	return &resolver{server: server, client: &dns.Client{}}
+	return &resolver{server: server, client: &dns.Client{}, noDNS: noDNS, lookup: lookup}
+}
+
+// addrs finds host's addresses the ways smtp_host_lookup names, the first
+// that answers winning; with DNS disabled, natively only.
+func (r *resolver) addrs(ctx context.Context, host string) ([]net.IP, error) {
+	if r.noDNS {
+		return nativeAddrs(ctx, host)
+	}
+	var err error
+	for _, how := range r.lookup {
+		var ips []net.IP
+		if how == "native" {
+			ips, err = nativeAddrs(ctx, host)
+		} else {
+			ips, err = r.hostAddrs(ctx, host)
+		}
+		if err == nil {
+			return ips, nil
+		}
+	}
+	return nil, err
+}
+
+// nativeError is a failed system-resolver lookup, worded as Postfix's
+// smtp_addr.c words a getaddrinfo() failure.
+type nativeError struct {
+	host, why string
+	temp      bool
+}
+
+func (e *nativeError) Error() string { return fmt.Sprintf("unable to look up host %s: %s", e.host, e.why) }
+
+func (e *nativeError) dsn() string {
+	if e.temp {
+		return "4.4.4"
+	}
+	return "5.4.4"
+}
+
+// nativeAddrs looks host up as the C library would (/etc/hosts, then DNS
+// per nsswitch.conf): Postfix's smtp_host_lookup=native. IPv4 comes first.
+func nativeAddrs(ctx context.Context, host string) ([]net.IP, error) {
+	if ip := net.ParseIP(host); ip != nil {
+		return []net.IP{ip}, nil
+	}
+	as, err := net.DefaultResolver.LookupIPAddr(ctx, host)
+	if err != nil || len(as) == 0 {
+		var de *net.DNSError
+		if errors.As(err, &de) && (de.IsTemporary || de.IsTimeout) {
+			return nil, &nativeError{host, "Temporary failure in name resolution", true}
+		}
+		return nil, &nativeError{host, "Name or service not known", false}
+	}
+	var v4, v6 []net.IP
+	for _, a := range as {
+		if a.IP.To4() != nil {
+			v4 = append(v4, a.IP)
+		} else {
+			v6 = append(v6, a.IP)
+		}
+	}
+	return append(v4, v6...), nil
 }
 
 // query returns the answer records of type qtype for name.
@@ -154,6 +225,14 @@ type target struct {
 // each exchanger, and the domain's own addresses when it has no MX at all.
 // At most limit targets are returned (smtp_mx_address_limit).
 func (r *resolver) mxTargets(ctx context.Context, domain string, port, limit int) ([]target, error) {
+	if r.noDNS {
+		// Without DNS there are no MX records: the domain is the host.
+		ips, err := r.addrs(ctx, domain)
+		if err != nil {
+			return nil, err
+		}
+		return limitTargets(toTargets(domain, ips, port), limit), nil
+	}
 	rrs, err := r.query(ctx, domain, dns.TypeMX)
 	if err != nil {
 		e := err.(*dnsError)
@@ -161,7 +240,7 @@ func (r *resolver) mxTargets(ctx context.Context, domain string, port, limit int
 			return nil, err
 		}
 		// RFC 5321 5.1: no MX means the domain itself is the exchanger.
-		ips, err := r.hostAddrs(ctx, domain)
+		ips, err := r.addrs(ctx, domain)
 		if err != nil {
 			return nil, err
 		}
@@ -184,7 +263,7 @@ func (r *resolver) mxTargets(ctx context.Context, domain string, port, limit int
 		if host == "" {
 			continue
 		}
-		ips, err := r.hostAddrs(ctx, host)
+		ips, err := r.addrs(ctx, host)
 		if err != nil {
 			// An exchanger without addresses is skipped, as long as
 			// another one has some.

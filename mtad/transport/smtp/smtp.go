@@ -36,7 +36,10 @@ type Config struct {
 	DNSServer       string        // "host:port"; default: first nameserver in /etc/resolv.conf
 	ConnectTimeout  time.Duration // smtp_connect_timeout, 30s
 	HeloTimeout     time.Duration // smtp_helo_timeout (greeting, EHLO, STARTTLS), 300s
-	CommandTimeout  time.Duration // smtp_mail/rcpt_timeout and DATA, 300s
+	MailTimeout     time.Duration // smtp_mail_timeout, 300s
+	RcptTimeout     time.Duration // smtp_rcpt_timeout, 300s
+	DataInitTimeout time.Duration // smtp_data_init_timeout, 120s
+	RsetTimeout     time.Duration // smtp_rset_timeout, 20s
 	DataXferTimeout time.Duration // smtp_data_xfer_timeout, per write of the body, 180s
 	DataDoneTimeout time.Duration // smtp_data_done_timeout, 600s
 	MaxIdlePerDest  int           // idle sessions kept per destination; 4; <0 disables reuse
@@ -47,6 +50,11 @@ type Config struct {
 	TLSLevel       string
 	MXAddressLimit int // smtp_mx_address_limit, 5
 	MXSessionLimit int // smtp_mx_session_limit, 2
+	// NoDNS is disable_dns_lookups=yes or smtp_dns_support_level=disabled:
+	// no MX lookups, host addresses from the system resolver (/etc/hosts).
+	NoDNS bool
+	// HostLookup is smtp_host_lookup: "dns" (default) and/or "native".
+	HostLookup []string
 }
 
 func (c *Config) setDefaults() {
@@ -63,7 +71,10 @@ func (c *Config) setDefaults() {
 	}
 	def(&c.ConnectTimeout, 30*time.Second)
 	def(&c.HeloTimeout, 300*time.Second)
-	def(&c.CommandTimeout, 300*time.Second)
+	def(&c.MailTimeout, 300*time.Second)
+	def(&c.RcptTimeout, 300*time.Second)
+	def(&c.DataInitTimeout, 120*time.Second)
+	def(&c.RsetTimeout, 20*time.Second)
 	def(&c.DataXferTimeout, 180*time.Second)
 	def(&c.DataDoneTimeout, 600*time.Second)
 	def(&c.IdleTimeout, 2*time.Second)
@@ -90,7 +101,7 @@ var _ transport.Transport = (*Transport)(nil)
 // New returns a Transport; zero Config fields take Postfix's defaults.
 func New(cfg Config) *Transport {
 	cfg.setDefaults()
-	return &Transport{cfg: cfg, dns: newResolver(cfg.DNSServer), pool: newPool(cfg.MaxIdlePerDest, cfg.IdleTimeout)}
+	return &Transport{cfg: cfg, dns: newResolver(cfg.DNSServer, cfg.NoDNS, cfg.HostLookup), pool: newPool(cfg.MaxIdlePerDest, cfg.IdleTimeout)}
 }
 
 // Close closes the idle cached sessions (QUIT). Deliveries in progress finish
@@ -230,7 +241,7 @@ func (t *Transport) Deliver(ctx context.Context, d *transport.Delivery) []transp
 
 	var targets []target
 	if dest.noMX {
-		ips, err := t.dns.hostAddrs(ctx, dest.host)
+		ips, err := t.dns.addrs(ctx, dest.host)
 		if err == nil {
 			targets = limitTargets(toTargets(dest.host, ips, dest.port), t.cfg.MXAddressLimit)
 		}
@@ -284,9 +295,9 @@ func (t *Transport) Deliver(ctx context.Context, d *transport.Delivery) []transp
 }
 
 func (t *Transport) dnsFail(dl *delivery, err error) {
-	var de *dnsError
+	var de interface{ dsn() string }
 	if errors.As(err, &de) {
-		dl.failPending(outcome{de.dsn(), de.Error()}, "none", 0, time.Time{})
+		dl.failPending(outcome{de.dsn(), err.Error()}, "none", 0, time.Time{})
 		return
 	}
 	dl.failPending(outcome{"4.4.3", err.Error()}, "none", 0, time.Time{})
@@ -477,7 +488,7 @@ func (t *Transport) release(s *session, healthy bool) {
 		return
 	}
 	if s.dirty {
-		if re, err := s.p.cmd(s.cfg.CommandTimeout, "RSET"); err != nil || re.Code/100 != 2 {
+		if re, err := s.p.cmd(s.cfg.RsetTimeout, "RSET"); err != nil || re.Code/100 != 2 {
 			s.close()
 			return
 		}
@@ -589,7 +600,7 @@ func (t *Transport) transact(ctx context.Context, s *session, dl *delivery, fina
 		return false, false
 	}
 
-	re, err := p.reply(s.cfg.CommandTimeout)
+	re, err := p.reply(s.cfg.MailTimeout)
 	if err != nil || re.Code == 421 && s.uses > 1 {
 		if s.uses > 1 {
 			// The cached session went stale (servers say 421 before
@@ -609,7 +620,7 @@ func (t *Transport) transact(ctx context.Context, s *session, dl *delivery, fina
 		}
 		if pipelined {
 			for range len(rcpts) + 1 {
-				if _, err := p.reply(s.cfg.CommandTimeout); err != nil {
+				if _, err := p.reply(s.cfg.RcptTimeout); err != nil {
 					return false, false
 				}
 			}
@@ -627,7 +638,7 @@ func (t *Transport) transact(ctx context.Context, s *session, dl *delivery, fina
 				return broken(ioFail(err, "sending RCPT TO"), accepted, pending[n:])
 			}
 		}
-		re, err := p.reply(s.cfg.CommandTimeout)
+		re, err := p.reply(s.cfg.RcptTimeout)
 		if err != nil {
 			return broken(ioFail(err, "sending RCPT TO"), accepted, pending[n:])
 		}
@@ -650,7 +661,7 @@ func (t *Transport) transact(ctx context.Context, s *session, dl *delivery, fina
 			return broken(ioFail(err, "sending DATA command"), accepted)
 		}
 	}
-	re, err = p.reply(s.cfg.CommandTimeout)
+	re, err = p.reply(s.cfg.DataInitTimeout)
 	if err == nil && written != nil {
 		// The server read DATA before it answered; a write error now
 		// would be a server answering early.

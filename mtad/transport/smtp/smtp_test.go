@@ -539,3 +539,39 @@ func TestCanceledContext(t *testing.T) {
 		t.Errorf("got %+v", r)
 	}
 }
+
+// TestDisableDNSLookups: with disable_dns_lookups the client asks no DNS
+// server (this one fails every query): the domain is the host, looked up
+// in /etc/hosts. smtp_host_lookup=native does the same for the host
+// addresses while MX records still come from DNS.
+func TestDisableDNSLookups(t *testing.T) {
+	ts := startServer(t, false, nil)
+	broken := dnsServer(t, "", "localhost")
+	nexthop := fmt.Sprintf("localhost:%d", ts.port)
+
+	tr := New(Config{HeloName: "client.test", DNSServer: broken})
+	r := tr.Deliver(context.Background(), message(nexthop, "a@dest.test"))[0]
+	tr.Close()
+	if r.Status != transport.Deferred || r.DSN != "4.4.3" {
+		t.Errorf("with DNS: %+v, want the SERVFAIL deferral", r)
+	}
+
+	tr = New(Config{HeloName: "client.test", DNSServer: broken, NoDNS: true})
+	r = tr.Deliver(context.Background(), message(nexthop, "b@dest.test"))[0]
+	tr.Close()
+	if r.Status != transport.Sent || !strings.HasPrefix(r.Relay, "localhost[127.0.0.1]:") {
+		t.Errorf("without DNS: %+v, want sent to localhost[127.0.0.1]", r)
+	}
+
+	// Native host lookup: MX from DNS, the exchanger's address from /etc/hosts.
+	zone := dnsServer(t, "mx.test. MX 10 localhost.\n")
+	tr = New(Config{HeloName: "client.test", DNSServer: zone, HostLookup: []string{"native"}, Port: ts.port})
+	r = tr.Deliver(context.Background(), message("mx.test", "c@mx.test"))[0]
+	tr.Close()
+	if r.Status != transport.Sent || !strings.HasPrefix(r.Relay, "localhost[127.0.0.1]:") {
+		t.Errorf("native host lookup: %+v, want sent to localhost[127.0.0.1]", r)
+	}
+	if n := len(ts.messages()); n != 2 {
+		t.Errorf("server got %d messages, want 2", n)
+	}
+}
