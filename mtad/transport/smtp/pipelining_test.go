@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"sqlmta/internal/peers"
 	"sqlmta/mtad/transport"
 )
 
@@ -309,5 +310,68 @@ func TestNoPipelining(t *testing.T) {
 	want := "MAIL / RSET / MAIL / RCPT / RSET / MAIL / RCPT / RCPT / DATA / ."
 	if got := strings.Join(ss.transactions(), " / "); got != want {
 		t.Errorf("commands %q, want %q", got, want)
+	}
+}
+
+// TestPipeliningMailRefusedDataAccepted: a sloppy server refuses MAIL but
+// accepts the pipelined RCPT and DATA; the client ends the empty body so
+// that the session is in step again, and reuses it.
+func TestPipeliningMailRefusedDataAccepted(t *testing.T) {
+	var mu sync.Mutex
+	first := true
+	ss := startScriptServer(t, true, func(cmd string) string {
+		mu.Lock()
+		defer mu.Unlock()
+		if strings.HasPrefix(cmd, "MAIL") && first {
+			first = false
+			return "550 5.7.1 Sender refused"
+		}
+		return rcptAnswers(nil)(cmd)
+	})
+	tr := New(Config{HeloName: "client.test", IdleTimeout: time.Minute})
+	defer tr.Close()
+	nexthop := fmt.Sprintf("[127.0.0.1]:%d", ss.port)
+	if r := tr.Deliver(context.Background(), message(nexthop, "a@dest.test"))[0]; r.Status != transport.Bounced ||
+		!strings.HasSuffix(r.Text, "(in reply to MAIL FROM command)") {
+		t.Errorf("refused MAIL: %+v", r)
+	}
+	if r := tr.Deliver(context.Background(), message(nexthop, "b@dest.test"))[0]; r.Status != transport.Sent || r.ConnUse != 2 {
+		t.Errorf("next message on the same session: %+v", r)
+	}
+	if got, want := strings.Join(ss.transactions(), " / "), "MAIL|RCPT|DATA / . / RSET / MAIL|RCPT|DATA / ."; got != want {
+		t.Errorf("groups %q, want %q", got, want)
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if len(ss.bodies) != 2 || ss.bodies[0] != "" {
+		t.Errorf("bodies %q, want an empty one first", ss.bodies)
+	}
+}
+
+// TestPipeliningIntoPostfix: a real Postfix 3.7 smtpd, which offers
+// PIPELINING and here also applies reject_unauth_pipelining, takes the
+// pipelined transaction without complaint, refuses one recipient, and
+// relays the message for the others.
+func TestPipeliningIntoPostfix(t *testing.T) {
+	sink := peers.StartSink(t, peers.SinkOptions{})
+	pf := peers.StartPostfix(t, peers.PostfixOptions{
+		Relayhost: fmt.Sprintf("[127.0.0.1]:%d", sink.Port()),
+		ExtraMainCf: "smtpd_recipient_restrictions = check_recipient_access inline:{ bad@dest.test=REJECT }, " +
+			"permit_mynetworks, reject_unauth_destination\n" +
+			"smtpd_data_restrictions = reject_unauth_pipelining\n",
+	})
+	tr := New(Config{HeloName: "client.test"})
+	defer tr.Close()
+	res := tr.Deliver(context.Background(), message(pf.Addr(), "good1@dest.test", "bad@dest.test", "good2@dest.test"))
+	wantBad := "host 127.0.0.1[127.0.0.1] said: 554 5.7.1 <bad@dest.test>: Recipient address rejected: Access denied (in reply to RCPT TO command)"
+	if res[0].Status != transport.Sent || res[2].Status != transport.Sent || !strings.Contains(res[0].Text, "queued as") {
+		t.Errorf("good recipients: %+v / %+v", res[0], res[2])
+	}
+	if r := res[1]; r.Status != transport.Bounced || r.DSN != "5.7.1" || r.Text != wantBad {
+		t.Errorf("refused recipient: %+v, want %q", r, wantBad)
+	}
+	peers.WaitFor(t, 30*time.Second, func() bool { return sink.Count() == 1 }, "Postfix to relay the message")
+	if log := pf.Maillog(); strings.Contains(log, "improper command pipelining") || !strings.Contains(log, "status=sent") {
+		t.Errorf("Postfix's log:\n%s", log)
 	}
 }

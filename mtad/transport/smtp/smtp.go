@@ -619,13 +619,24 @@ func (t *Transport) transact(ctx context.Context, s *session, dl *delivery, fina
 			return false, false
 		}
 		if pipelined {
+			var last *gosmtp.SMTPError
 			for range len(rcpts) + 1 {
-				if _, err := p.reply(s.cfg.RcptTimeout); err != nil {
+				if last, err = p.reply(s.cfg.RcptTimeout); err != nil {
 					return false, false
 				}
 			}
 			if err := <-written; err != nil {
 				return false, false
+			}
+			if last.Code == 354 {
+				// A server that took DATA without a transaction
+				// waits for a body: end it empty (RFC 2920).
+				if err := p.send("."); err != nil {
+					return false, false
+				}
+				if _, err := p.reply(s.cfg.DataDoneTimeout); err != nil {
+					return false, false
+				}
 			}
 		}
 		return false, true
