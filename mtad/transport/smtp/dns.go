@@ -117,7 +117,9 @@ type nativeError struct {
 	temp      bool
 }
 
-func (e *nativeError) Error() string { return fmt.Sprintf("unable to look up host %s: %s", e.host, e.why) }
+func (e *nativeError) Error() string {
+	return fmt.Sprintf("unable to look up host %s: %s", e.host, e.why)
+}
 
 func (e *nativeError) dsn() string {
 	if e.temp {
