@@ -234,11 +234,11 @@ func (s *session) rblRejectReply(res *rblResult, spec, what, replyClass string) 
 	}
 	if len(why) < 4 || (why[0] != '4' && why[0] != '5') || !isDigit(why[1]) || !isDigit(why[2]) || why[3] != ' ' {
 		s.logf("warning: rbl response code configuration error: %s", why)
-		return s.checkReject(false, 450, "4.7.1", "Service unavailable")
+		return s.checkReject(0, 450, "4.7.1", "Service unavailable")
 	}
 	code, _ := strconv.Atoi(why[:3])
 	dsn, text := dsnSplit("4.7.1", why[4:])
-	return s.checkReject(false, code, dsnFix(dsn, replyClass), orDefault(text, "Service unavailable"))
+	return s.checkReject(0, code, dsnFix(dsn, replyClass), orDefault(text, "Service unavailable"))
 }
 
 // rblReplyLookup searches rbl_reply_maps for a DNSBL domain.

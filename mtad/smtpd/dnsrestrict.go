@@ -161,7 +161,7 @@ func (s *session) tempfail(action string, code int, dsn, text string) int {
 	if action == "defer_if_permit" {
 		return s.deferIfPermit(code, dsn, text)
 	}
-	return s.checkReject(false, code, dsn, text)
+	return s.checkReject(0, code, dsn, text)
 }
 
 // rejectUnknownHostname: the HELO name has no A, AAAA or MX record.

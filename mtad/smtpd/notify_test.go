@@ -301,3 +301,41 @@ func TestDifferentialNotice(t *testing.T) {
 	}
 	t.Logf("notice:\n%s", msg)
 }
+
+// TestUnknownRecipientIsBounceClass: Postfix's smtpd_check.c gives an
+// unknown or relocated recipient the bounce class, not policy, and
+// improper pipelining the protocol class; notify_classes follows.
+func TestUnknownRecipientIsBounceClass(t *testing.T) {
+	lines := rcptTables(t)
+	for _, tc := range []struct {
+		classes []string
+		cmds    [][2]string
+		want    int
+	}{
+		{[]string{"policy"}, [][2]string{{"RCPT TO:<zed@local.test>", "550 5.1.1 <zed@local.test>: Recipient address rejected: User unknown in local recipient table"}}, 0},
+		{[]string{"bounce"}, [][2]string{{"RCPT TO:<zed@local.test>", "550 5.1.1 <zed@local.test>: Recipient address rejected: User unknown in local recipient table"}}, 1},
+		{[]string{"policy"}, [][2]string{{"RCPT TO:<moved@local.test>", "550 5.1.6 <moved@local.test>: Recipient address rejected: User has moved to new@elsewhere.example"}}, 0},
+		{[]string{"bounce"}, [][2]string{{"RCPT TO:<moved@local.test>", "550 5.1.6 <moved@local.test>: Recipient address rejected: User has moved to new@elsewhere.example"}}, 1},
+		{[]string{"bounce"}, [][2]string{{"RCPT TO:<nobody@alias.test>", "550 5.1.1 <nobody@alias.test>: Recipient address rejected: User unknown in virtual alias table"}}, 1},
+	} {
+		notices := &recorder{}
+		validate := withValidation(t, lines)
+		ts := start(t, func(c *Config) {
+			validate(c)
+			c.NotifyClasses = tc.classes
+			c.Notify = notices
+		})
+		c := ts.dial(t)
+		c.expect("220 mx.test ESMTP Postfix")
+		c.cmd("HELO client.example", "250 mx.test")
+		c.cmd("MAIL FROM:<a@example.org>", "250 2.1.0 Ok")
+		for _, step := range tc.cmds {
+			c.cmd(step[0], step[1])
+		}
+		c.cmd("QUIT", "221 2.0.0 Bye")
+		ts.log.wait(t, "disconnect from ")
+		if n := notices.count(); n != tc.want {
+			t.Errorf("notify_classes %v, %s: %d notices, want %d", tc.classes, tc.cmds[0][0], n, tc.want)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package smtpd
 
 import (
 	"context"
+	"fmt"
 
 	"sqlmta/mtad/rewrite"
 )
@@ -54,7 +55,8 @@ func (s *session) checkUnlisted(addr string, sender bool) int {
 				text = "User unknown"
 			}
 		}
-		return s.checkRejectf(code, dsnFix(edsn, class), "<%s>: %s rejected: %s", addr, class, text)
+		// Resolving to the error transport is a bounce class error.
+		return s.checkReject(errBounce, code, dsnFix(edsn, class), fmt.Sprintf("<%s>: %s rejected: %s", addr, class, text))
 	}
 	if !v.Unlisted {
 		return dunno
@@ -70,5 +72,5 @@ func (s *session) checkUnlisted(addr string, sender bool) int {
 	if !s.cfg.HideUnknownTable {
 		suffix = " in " + unknownTable[v.Class] + " table"
 	}
-	return s.checkRejectf(code, dsn, "<%s>: %s rejected: User unknown%s", addr, class, suffix)
+	return s.checkReject(errBounce, code, dsn, fmt.Sprintf("<%s>: %s rejected: User unknown%s", addr, class, suffix))
 }

@@ -297,6 +297,7 @@ type checkState struct {
 	dipClient, dipHelo, dipSender bool
 	dipSaved                      [3]deferState
 	err                           *reply.Error // the last reject reply
+	errClass                      errClass     // its class when given, else 0
 	hangup                        bool         // reply was 421/521
 
 	// What the restrictions see: set for the duration of a check.
@@ -332,17 +333,19 @@ func (s *session) serverError() int {
 }
 
 func (s *session) rejectSoftware(code int, dsn, text string) int {
-	return s.checkReject(true, code, dsn, text)
+	return s.checkReject(errSoftware, code, dsn, text)
 }
 
 func (s *session) checkRejectf(code int, dsn, format string, args ...any) int {
-	return s.checkReject(false, code, dsn, fmt.Sprintf(format, args...))
+	return s.checkReject(0, code, dsn, fmt.Sprintf(format, args...))
 }
 
 // checkReject is smtpd_check_reject: validate, apply defer_if_reject and
 // soft_bounce, force the DSN class to the reply's, log, and reject (or only
-// warn, under warn_if_reject).
-func (s *session) checkReject(software bool, code int, dsn, text string) int {
+// warn, under warn_if_reject). class is the error class Postfix gives the
+// rejection, for notify_classes; 0 derives it from the status (classOf).
+func (s *session) checkReject(class errClass, code int, dsn, text string) int {
+	software := class == errSoftware
 	warn := s.chk.warnIfReject != 0 && !software
 	if code < 400 || code > 599 || !dsnValid(dsn) {
 		s.logf("warning: SMTP reply code configuration error: %d %s %s", code, dsn, text)
@@ -357,7 +360,7 @@ func (s *session) checkReject(software bool, code int, dsn, text string) int {
 		d := s.chk.deferIfReject
 		s.chk.warnIfReject = 0
 		s.chk.deferIfReject.active = false
-		return s.checkReject(software, d.code, d.dsn, d.text)
+		return s.checkReject(class, d.code, d.dsn, d.text)
 	}
 	if s.cfg.SoftBounce && line[0] == '5' {
 		line = "4" + line[1:]
@@ -375,6 +378,7 @@ func (s *session) checkReject(software bool, code int, dsn, text string) int {
 		return dunno
 	}
 	s.chk.err = parseReply(line)
+	s.chk.errClass = class
 	s.chk.hangup = strings.HasPrefix(line, "421 ") || strings.HasPrefix(line, "521 ")
 	return reject
 }
@@ -412,7 +416,7 @@ func (s *session) deferIfPermit(code int, dsn, text string) int {
 		deferIf(&s.chk.deferIfPermit, code, dsn, text)
 		return dunno
 	}
-	return s.checkReject(false, code, dsn, text)
+	return s.checkReject(0, code, dsn, text)
 }
 
 // logWhatsup is Postfix's log_whatsup: everything known about the session.
@@ -533,7 +537,7 @@ func (s *session) checkRcpt(addr string) *reply.Error {
 	}
 	if st != reject && s.chk.deferIfPermit.active {
 		d := s.chk.deferIfPermit
-		st = s.checkReject(false, d.code, d.dsn, d.text)
+		st = s.checkReject(0, d.code, d.dsn, d.text)
 	}
 	// The implicit checks after every list: unlisted senders (when asked
 	// for) and unlisted recipients, unless DISCARD made them moot.
@@ -582,7 +586,7 @@ func (s *session) runStage(list []string, name, class, defACL string) *reply.Err
 	}
 	if st != reject && s.chk.deferIfPermit.active {
 		d := s.chk.deferIfPermit
-		st = s.checkReject(false, d.code, d.dsn, d.text)
+		st = s.checkReject(0, d.code, d.dsn, d.text)
 	}
 	if st == reject {
 		return s.chk.err
@@ -732,12 +736,12 @@ func (s *session) restriction(lname, name, table string, rest []string, replyNam
 		// Input already waiting is pipelining; it is improper unless the
 		// client said EHLO, and always before the DATA reply.
 		if s.br.Buffered() > 0 && (s.protocol != "ESMTP" || s.where == "DATA") {
-			return s.checkReject(false, 503, "5.5.0", fmt.Sprintf("<%s>: %s rejected: Improper use of SMTP command pipelining", replyName, replyClass))
+			return s.checkReject(errProtocol, 503, "5.5.0", fmt.Sprintf("<%s>: %s rejected: Improper use of SMTP command pipelining", replyName, replyClass))
 		}
 		return dunno
 	case "reject_plaintext_session":
 		// There is no TLS in this smtpd yet, so every session is plaintext.
-		return s.checkReject(false, c.PlaintextReject, "4.7.1", "Session encryption is required")
+		return s.checkReject(errPolicy, c.PlaintextReject, "4.7.1", "Session encryption is required")
 	case "permit_mynetworks":
 		if s.cfg.MyNetworks.Contains(s.ip) {
 			return permit

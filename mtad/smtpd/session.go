@@ -944,7 +944,11 @@ func trimCR(b []byte) []byte {
 // restrictionReply sends a restriction's reply (already logged). A 421 or
 // 521 reply ends the session, as in Postfix.
 func (s *session) restrictionReply(rerr *reply.Error) (bool, error) {
-	s.fail(classOf(rerr))
+	if rerr == s.chk.err && s.chk.errClass != 0 {
+		s.fail(s.chk.errClass)
+	} else {
+		s.fail(classOf(rerr))
+	}
 	s.reply("%s", rerr.String())
 	if s.chk.hangup {
 		s.chk.hangup = false
