@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -316,6 +317,26 @@ func (s *Sink) Port() int { return s.port }
 
 // DumpPath returns the dump file that receives every accepted message.
 func (s *Sink) DumpPath() string { return s.dump }
+
+// RecipientsOf returns the envelope recipients (X-Rcpt-Args) of the messages in the dump that contain
+// the line marker, e.g. "X-Case: bcc", in dump order.
+func (s *Sink) RecipientsOf(marker string) []string {
+	s.t.Helper()
+	b, err := os.ReadFile(s.dump)
+	if err != nil && !os.IsNotExist(err) {
+		s.t.Fatal(err)
+	}
+	var out []string
+	rcpt := regexp.MustCompile(`(?m)^X-Rcpt-Args: <([^>]*)>`)
+	for _, msg := range strings.Split(string(b), "X-Client-Addr: ") {
+		if strings.Contains(msg, "\n"+marker+"\r\n") || strings.Contains(msg, "\n"+marker+"\n") {
+			for _, m := range rcpt.FindAllStringSubmatch(msg, -1) {
+				out = append(out, m[1])
+			}
+		}
+	}
+	return out
+}
 
 // Count returns the number of messages in the dump so far, counted as Message-Id header lines
 // (every smtp-source message carries a unique one). Count minus the number sent is the duplicates.

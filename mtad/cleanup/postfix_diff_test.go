@@ -4,8 +4,6 @@ import (
 	"errors"
 	"net/smtp"
 	"net/textproto"
-	"os"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -84,7 +82,7 @@ vx@v.example      vy@t.example
 			}
 			var want []string
 			peers.WaitFor(t, 30*time.Second, func() bool {
-				want = sinkRecipients(t, sink.DumpPath(), tc.name)
+				want = sink.RecipientsOf("X-Case: " + tc.name)
 				return want != nil
 			}, "the sink to receive "+tc.name)
 			got := addrs(m)
@@ -131,25 +129,4 @@ func sendSMTP(t *testing.T, addr, from, to, body string) string {
 	}
 	cl.Quit()
 	return "250"
-}
-
-// sinkRecipients finds the message whose X-Case header is name in
-// smtp-sink's dump and returns its envelope recipients (X-Rcpt-Args), or
-// nil while it has not arrived.
-func sinkRecipients(t *testing.T, dump, name string) []string {
-	t.Helper()
-	b, err := os.ReadFile(dump)
-	if err != nil && !os.IsNotExist(err) {
-		t.Fatal(err)
-	}
-	var out []string
-	rcpt := regexp.MustCompile(`(?m)^X-Rcpt-Args: <([^>]*)>`)
-	for _, msg := range strings.Split(string(b), "X-Client-Addr: ") {
-		if strings.Contains(msg, "X-Case: "+name+"\r\n") || strings.Contains(msg, "X-Case: "+name+"\n") {
-			for _, m := range rcpt.FindAllStringSubmatch(msg, -1) {
-				out = append(out, m[1])
-			}
-		}
-	}
-	return out
 }
