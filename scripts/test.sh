@@ -10,6 +10,7 @@ command -v smtp-sink >/dev/null || [ -x /usr/sbin/smtp-sink ] || need+=(postfix)
 command -v swaks >/dev/null || need+=(swaks)
 command -v dovecot >/dev/null || [ -x /usr/sbin/dovecot ] || need+=(dovecot-core)
 [ -e /usr/lib/dovecot/lmtp ] || need+=(dovecot-lmtpd)
+command -v postgrey >/dev/null || [ -x /usr/sbin/postgrey ] || need+=(postgrey)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing test peers: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

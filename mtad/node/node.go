@@ -530,6 +530,23 @@ func (n *Node) smtpdConfig(cfg *config.Config, res *rewrite.Resolver, maps *mapo
 		UnknownRelayRecipient:      code("unknown_relay_recipient_reject_code"),
 		UnknownVirtualAlias:        code("unknown_virtual_alias_reject_code"),
 	}
+	pdur := func(name string) time.Duration {
+		v, err := cfg.Duration(name)
+		must(err)
+		return v
+	}
+	c.Policy = smtpd.PolicyDefaults{
+		Timeout:            pdur("smtpd_policy_service_timeout"),
+		MaxIdle:            pdur("smtpd_policy_service_max_idle"),
+		MaxTTL:             pdur("smtpd_policy_service_max_ttl"),
+		TryLimit:           code("smtpd_policy_service_try_limit"),
+		RetryDelay:         pdur("smtpd_policy_service_retry_delay"),
+		RequestLimit:       code("smtpd_policy_service_request_limit"),
+		DefaultAction:      cfg.Get("smtpd_policy_service_default_action"),
+		Context:            cfg.Get("smtpd_policy_service_policy_context"),
+		CompatibilityLevel: cfg.Get("compatibility_level"),
+		MailVersion:        cfg.Get("mail_version"),
+	}
 	c.DNS, err = smtpdDNSConfig(cfg, res)
 	must(err)
 	c.Etrn, err = etrnFlush(cfg, n.st, maps)

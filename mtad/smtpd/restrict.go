@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"strconv"
 	"strings"
+	"time"
 
 	"sqlmta/mapdrivers"
 	"sqlmta/mtad/reply"
@@ -92,16 +94,15 @@ var mapCommands = map[string]bool{
 	"check_sasl_access":                    true,
 }
 
-// notYet are restrictions that need DNS, a policy server, SASL or address
-// verification; they come in a later slice. They are refused at start-up,
-// never treated as a silent permit.
+// notYet are restrictions that need TLS, SASL or address verification;
+// they come in a later slice. They are refused at start-up, never treated
+// as a silent permit.
 var notYet = map[string]bool{
-	"check_policy_service": true, "sleep": true, "check_ccert_access": true,
+	"check_ccert_access":     true,
 	"permit_tls_clientcerts": true, "permit_tls_all_clientcerts": true,
 	"reject_unverified_sender": true, "reject_unverified_recipient": true,
 	"reject_sender_login_mismatch": true, "reject_authenticated_sender_login_mismatch": true,
 	"reject_known_sender_login_mismatch": true, "reject_unauthenticated_sender_login_mismatch": true,
-	"check_etrn_access": true,
 }
 
 // defaultRelayRestrictions is smtpd_relay_restrictions at compatibility
@@ -112,7 +113,8 @@ var defaultRelayRestrictions = []string{"permit_mynetworks", "permit_sasl_authen
 // name, so that a typo or a missing table stops start-up (or a reload)
 // instead of answering 451 to every client.
 func compileLists(cfg Config) (*compiled, error) {
-	c := &compiled{Config: cfg, classes: map[string][]string{}, maps: map[string]mapdrivers.Map{}}
+	c := &compiled{Config: cfg, classes: map[string][]string{}, maps: map[string]mapdrivers.Map{},
+		policies: map[string]*policyClient{}}
 	for name, list := range cfg.RestrictionClasses {
 		n := strings.TrimSpace(name)
 		if len(list) == 0 {
@@ -198,6 +200,26 @@ func (c *compiled) validate(param string, list []string) error {
 				if err := checkRBLDomain(list[i]); err != nil {
 					return fmt.Errorf("%s: %w", param, err)
 				}
+			}
+		case name == "check_policy_service":
+			if i+1 >= len(list) {
+				return fmt.Errorf("%s: restriction check_policy_service: missing argument", param)
+			}
+			i++
+			if _, ok := c.policies[list[i]]; !ok {
+				p, err := parsePolicyService(list[i], c.Policy)
+				if err != nil {
+					return fmt.Errorf("%s: %w", param, err)
+				}
+				c.policies[list[i]] = p
+			}
+		case name == "sleep":
+			if i+1 >= len(list) {
+				return fmt.Errorf("%s: restriction sleep: missing argument", param)
+			}
+			i++
+			if _, err := strconv.Atoi(list[i]); err != nil {
+				return fmt.Errorf("%s: restriction sleep: bad argument %q: need a number of seconds", param, list[i])
 			}
 		case knownRestrictions[name]:
 		case c.classes[list[i]] != nil:
@@ -691,6 +713,13 @@ func (s *session) generic(list []string, replyName, replyClass, defACL string) (
 		} else if dnsArgRestrictions[lname] && i+1 < len(list) {
 			i++
 			table = list[i] // the DNSBL domain
+		} else if lname == "check_policy_service" || lname == "sleep" {
+			if i+1 >= len(list) {
+				s.logf("warning: restriction %s: missing argument", lname)
+				return s.serverError()
+			}
+			i++
+			table = list[i] // the server, or the seconds
 		}
 		status = s.restriction(lname, name, table, list[i+1:], replyName, replyClass)
 		if s.chk.warnIfReject >= s.chk.recursion {
@@ -738,6 +767,16 @@ func (s *session) restriction(lname, name, table string, rest []string, replyNam
 		if s.br.Buffered() > 0 && (s.protocol != "ESMTP" || s.where == "DATA") {
 			return s.checkReject(errProtocol, 503, "5.5.0", fmt.Sprintf("<%s>: %s rejected: Improper use of SMTP command pipelining", replyName, replyClass))
 		}
+		return dunno
+	case "check_policy_service":
+		return s.checkPolicy(table, replyName, replyClass)
+	case "sleep":
+		// A pause, then the next restriction: with smtpd_delay_reject=no
+		// in the client restrictions it stops clients that talk before
+		// their turn (reject_unauth_pipelining after it).
+		n, _ := strconv.Atoi(table)
+		_ = s.bw.Flush()
+		time.Sleep(time.Duration(n) * time.Second)
 		return dunno
 	case "reject_plaintext_session":
 		// There is no TLS in this smtpd yet, so every session is plaintext.

@@ -2,6 +2,7 @@ package smtpd
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/textproto"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"sqlmta/config"
 	"sqlmta/internal/peers"
 	"sqlmta/mtad/matchlist"
 )
@@ -158,5 +160,51 @@ func TestDifferentialEtrnRestrictions(t *testing.T) {
 		if want[len(want)-1] != got[len(got)-1] {
 			t.Errorf("ETRN %s:\npostfix: %q\nsmtpd:   %q", d, want[len(want)-1], got[len(got)-1])
 		}
+	}
+}
+
+// TestDifferentialPolicyService: check_policy_service against a real
+// policy server (postgrey, greylisting everything new) and against a
+// server that is not there, with a real Postfix 3.7 asking the same
+// postgrey the same questions.
+func TestDifferentialPolicyService(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Postfix and postgrey")
+	}
+	grey := peers.StartPostgrey(t, time.Hour)
+	down := peers.FreePort(t)
+	// A policy server inside an access table goes through a restriction
+	// class: a table value with ':' is refused.
+	downClass := "check_policy_service inet:127.0.0.1:" + fmt.Sprint(down)
+	rcptList := "check_recipient_access inline:{ {down@local.test=downpolicy} }, check_policy_service inet:" + grey.Addr() + ", permit"
+	pf := peers.StartPostfix(t, peers.PostfixOptions{Relayhost: "[127.0.0.1]:9", ExtraMainCf: strings.Join([]string{
+		"mynetworks = 10.0.0.0/8",
+		"relay_domains = local.test",
+		"smtpd_restriction_classes = downpolicy",
+		"downpolicy = " + downClass,
+		"smtpd_relay_restrictions = reject_unauth_destination",
+		"smtpd_recipient_restrictions = " + rcptList,
+	}, "\n") + "\n"})
+	ts := start(t, func(c *Config) {
+		untrusted(c)
+		c.OpenMap = fileMaps(nil)
+		c.RecipientRestrictions = config.SplitList(rcptList)
+		c.RestrictionClasses = map[string][]string{"downpolicy": config.SplitList(downClass)}
+	})
+	for _, d := range [][]string{
+		{"HELO x.test", "MAIL FROM:<a@sender.example>", "RCPT TO:<r@local.test>"},
+		{"HELO x.test", "MAIL FROM:<b@sender.example>", "RCPT TO:<postmaster@local.test>"},
+		{"HELO x.test", "MAIL FROM:<a@sender.example>", "RCPT TO:<down@local.test>"},
+		{"HELO x.test", "MAIL FROM:<a@sender.example>", "RCPT TO:<r@remote.example>"},
+	} {
+		want := converse(t, pf.Addr(), d)
+		got := converse(t, ts.addr, d)
+		if want[2] != got[2] {
+			t.Errorf("%q:\npostfix: %q\nsmtpd:   %q", d, want[2], got[2])
+		}
+	}
+	if !strings.Contains(ts.log.String(), fmt.Sprintf("warning: connect to 127.0.0.1:%d: Connection refused", down)) ||
+		strings.Count(ts.log.String(), fmt.Sprintf("warning: problem talking to server 127.0.0.1:%d: Connection refused", down)) != 2 {
+		t.Errorf("no warning about the missing server:\n%s", ts.log.String())
 	}
 }

@@ -99,6 +99,9 @@ type Config struct {
 	HideUnknownTable        bool // show_user_unknown_table_name = no
 	Codes                   Codes
 	DNS                     DNSConfig // DNS restrictions and the client name lookup (dns.go)
+	// Policy holds the smtpd_policy_service_* parameters for
+	// check_policy_service (policy.go).
+	Policy PolicyDefaults
 
 	SpoolMemory int64  // DATA kept in memory up to this many bytes (0 = 1 MiB)
 	SpoolDir    string // temp files ("" = os.TempDir())
@@ -145,6 +148,7 @@ type compiled struct {
 	data, eod, etrn      []string
 	classes              map[string][]string
 	maps                 map[string]mapdrivers.Map
+	policies             map[string]*policyClient // by check_policy_service argument
 	notifyMask           errClass
 }
 

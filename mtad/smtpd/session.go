@@ -79,6 +79,7 @@ type session struct {
 	overshoot  int
 	msgSizeArg int64
 	act        actions // access-map actions for this transaction
+	instance   string  // the policy servers' name for this transaction
 
 	// mu guards the fields Shutdown touches from another goroutine.
 	mu      sync.Mutex
@@ -457,6 +458,7 @@ func (s *session) resetTx() {
 	s.bodyType, s.envID, s.ret = "", "", ""
 	s.smtputf8 = false
 	s.queueID = ""
+	s.instance = ""
 	s.rcpts = nil
 	s.overshoot = 0
 	s.msgSizeArg = 0
