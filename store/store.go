@@ -81,6 +81,15 @@ type Store interface {
 	DeadDestinationList(ctx context.Context) ([]DeadDestination, error)
 	// DeadDestinationDelete removes a destination's mark (a delivery there worked); none is no error.
 	DeadDestinationDelete(ctx context.Context, transport, nexthop string) error
+
+	// VerifyGet returns addr's address verification entry; found is false when there is none.
+	VerifyGet(ctx context.Context, addr string) (e VerifyEntry, found bool, err error)
+	// VerifyProbeClaim notes that a probe for addr goes out at now, unless one went out after since
+	// (an unknown address gets a 'todo' entry). True for the one caller that is to send it, so that
+	// nodes and sessions asking at the same time send one probe.
+	VerifyProbeClaim(ctx context.Context, addr string, now, since time.Time) (bool, error)
+	// VerifyUpdate stores a probe's outcome for addr.
+	VerifyUpdate(ctx context.Context, addr, status, reason string, now time.Time) error
 	// Dialect is "postgres", "mysql" or "sqlite".
 	Dialect() string
 	Close() error
@@ -115,6 +124,8 @@ type NewMessage struct {
 	Hold bool
 	// Filter is the message's content filter, "transport:nexthop" ("" = none): content_filter or FILTER.
 	Filter string
+	// VerifyProbe: an address verification probe, never delivered; its outcome goes to the verify cache.
+	VerifyProbe bool
 	// Due is when the recipients are first due (zero: now). cleanup sets it queue_run_delay in the past, so
 	// that new mail is claimed before deferred mail that became due less than that long ago, and deferred
 	// mail never waits longer than that behind new mail (Postfix serves incoming mail first and scans the
@@ -167,6 +178,8 @@ type ClaimedRecipient struct {
 	// TakenOver: the recipient was still being delivered by a node whose lease ran out (it died); that
 	// delivery may have happened.
 	TakenOver bool
+	// VerifyProbe: the message is an address verification probe.
+	VerifyProbe bool
 }
 
 // DeadDestination is a destination (transport and next hop, Postfix's per-destination queue) that
@@ -272,4 +285,21 @@ func (p ClaimParams) ClaimNow() time.Time {
 		return DBTime(time.Now())
 	}
 	return DBTime(p.Now)
+}
+
+// The statuses of an address verification entry (Postfix's DEL_RCPT_STAT_*).
+const (
+	VerifyTodo   = "todo"   // a probe is on its way
+	VerifyOK     = "ok"     // deliverable
+	VerifyDefer  = "defer"  // the last probe failed for now
+	VerifyBounce = "bounce" // undeliverable
+)
+
+// VerifyEntry is one address's verification status, shared by every node (Postfix's address_verify_map).
+type VerifyEntry struct {
+	Address string
+	Status  string
+	Reason  string    // the probe's outcome text
+	Updated time.Time // when Status was learned
+	Probed  time.Time // when the last probe went out
 }

@@ -329,6 +329,8 @@ func (c *Cleanup) submit(ctx context.Context, env *envelope.Envelope, content io
 		SMTPUTF8:   env.SMTPUTF8,
 		EnvID:      env.EnvID,
 		Ret:        env.Ret,
+
+		VerifyProbe: env.VerifyProbe,
 	}
 	if c.cfg.QueueRunDelay > 0 {
 		m.Due = c.now().Add(-c.cfg.QueueRunDelay)

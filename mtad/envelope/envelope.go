@@ -38,6 +38,9 @@ type Envelope struct {
 	// local forwarding): it gets no automatic BCC (always_bcc,
 	// sender_bcc_maps, recipient_bcc_maps), which could loop.
 	Internal bool
+	// VerifyProbe marks an address verification probe: queued, routed and
+	// tried like mail, never delivered.
+	VerifyProbe bool
 }
 
 // Recipient is one envelope recipient.

@@ -23,9 +23,11 @@ import (
 	"sqlmta/mtad/bounce"
 	"sqlmta/mtad/cleanup"
 	"sqlmta/mtad/dnsq"
+	"sqlmta/mtad/envelope"
 	"sqlmta/mtad/maillog"
 	"sqlmta/mtad/matchlist"
 	"sqlmta/mtad/qmgr"
+	"sqlmta/mtad/queueid"
 	"sqlmta/mtad/rewrite"
 	"sqlmta/mtad/smtpd"
 	"sqlmta/mtad/transport"
@@ -546,6 +548,21 @@ func (n *Node) smtpdConfig(cfg *config.Config, res *rewrite.Resolver, maps *mapo
 		Context:            cfg.Get("smtpd_policy_service_policy_context"),
 		CompatibilityLevel: cfg.Get("compatibility_level"),
 		MailVersion:        cfg.Get("mail_version"),
+	}
+	c.Codes.UnverifiedRecipientReject = code("unverified_recipient_reject_code")
+	c.Codes.UnverifiedRecipientDefer = code("unverified_recipient_defer_code")
+	c.Codes.UnverifiedSenderReject = code("unverified_sender_reject_code")
+	c.Codes.UnverifiedSenderDefer = code("unverified_sender_defer_code")
+	c.UnverifiedRecipientTempfailAction = cfg.Get("unverified_recipient_tempfail_action")
+	c.UnverifiedSenderTempfailAction = cfg.Get("unverified_sender_tempfail_action")
+	c.UnverifiedRecipientReason = cfg.Get("unverified_recipient_reject_reason")
+	c.UnverifiedSenderReason = cfg.Get("unverified_sender_reject_reason")
+	v, err := newVerifier(cfg, n.st, func(ctx context.Context, env *envelope.Envelope, content string) error {
+		return n.cleanup.Submit(ctx, env, strings.NewReader(content))
+	}, queueid.New)
+	must(err)
+	if v != nil {
+		c.Verify = v.query
 	}
 	c.DNS, err = smtpdDNSConfig(cfg, res)
 	must(err)

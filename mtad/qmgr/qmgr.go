@@ -341,7 +341,7 @@ func (q *Qmgr) dispatch(ctx context.Context, rcpts []store.ClaimedRecipient, cla
 				claimedAt: claimedAt,
 				delivery: &transport.Delivery{
 					QueueID: r.QueueID, Sender: r.Sender, Nexthop: res.Nexthop, Size: r.Size, Arrival: r.Arrival,
-					Open: q.opener(r.QueueID),
+					Open: q.opener(r.QueueID), VerifyOnly: r.VerifyProbe,
 				},
 			}
 			byKey[key] = j
@@ -620,6 +620,10 @@ func (q *Qmgr) deliver(ctx context.Context, j *job) []transport.Result {
 	if t == nil {
 		q.log.Printf("qmgr", "warning: connect to transport private/%s: No such file or directory", j.transport)
 		failure = transportUnavailable
+	} else if _, ok := t.(transport.Verifier); j.delivery.VerifyOnly && !ok {
+		// A probe through a transport that cannot tell: deliverable, and
+		// nothing delivered.
+		results = transport.FailAll(j.delivery, transport.Sent, "2.0.0", "delivers via "+j.transport, "none", 0)
 	} else if results = q.safeDeliver(ctx, t, j); results == nil {
 		q.log.Printf("qmgr", "warning: transport %s failure -- see a previous warning/fatal/panic logfile record for the problem description", j.transport)
 		failure = transportCrashed
@@ -668,8 +672,18 @@ func (q *Qmgr) logLine(service string, j *job, r store.ClaimedRecipient, res tra
 	if res.ConnUse > 1 {
 		connUse = fmt.Sprintf(", conn_use=%d", res.ConnUse)
 	}
+	status := res.Status.String()
+	if j.delivery.VerifyOnly {
+		// Postfix's words for a probe's outcome.
+		switch res.Status {
+		case transport.Sent:
+			status = "deliverable"
+		case transport.Bounced:
+			status = "undeliverable"
+		}
+	}
 	q.log.Printf(service, "%s: to=<%s>%s, relay=%s%s, delay=%s, delays=%s, dsn=%s, status=%s (%s)",
-		r.QueueID, r.Address, orig, relay, connUse, total, delays, res.DSN, res.Status, res.Text)
+		r.QueueID, r.Address, orig, relay, connUse, total, delays, res.DSN, status, res.Text)
 }
 
 // serviceName is the name a transport's lines are logged under.

@@ -62,6 +62,13 @@ func (q *Qmgr) record(batch []outcome) {
 	warns := &byMessage{}
 	expired := map[string]bool{}
 	for _, o := range batch {
+		if o.rcpt.VerifyProbe {
+			// A probe's outcome goes to the verify cache and the probe
+			// goes away, whatever it was: no bounce, no retry.
+			q.verified(ctx, o, now)
+			done = append(done, o.rcpt.ID)
+			continue
+		}
 		switch o.result.Status {
 		case transport.Sent:
 			done = append(done, o.rcpt.ID)
@@ -239,4 +246,29 @@ func retry(ctx context.Context, write func() error) error {
 		}
 	}
 	return err
+}
+
+// verified writes a probe's outcome to the verify cache, under the address
+// the probe was sent for (before virtual alias expansion).
+func (q *Qmgr) verified(ctx context.Context, o outcome, now time.Time) {
+	addr := o.rcpt.Orig
+	if addr == "" {
+		addr = o.rcpt.Address
+	}
+	status := store.VerifyDefer
+	switch o.result.Status {
+	case transport.Sent:
+		status = store.VerifyOK
+	case transport.Bounced:
+		status = store.VerifyBounce
+	}
+	if status == store.VerifyDefer {
+		// A temporary failure does not undo a known good address.
+		if e, found, err := q.st.VerifyGet(ctx, addr); err == nil && found && e.Status == store.VerifyOK {
+			return
+		}
+	}
+	if err := retry(ctx, func() error { return q.st.VerifyUpdate(ctx, addr, status, o.result.Text, now) }); err != nil {
+		q.log.Printf("qmgr", "warning: %s: verify cache update for %s: %v", o.rcpt.QueueID, addr, err)
+	}
 }

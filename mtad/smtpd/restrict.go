@@ -33,6 +33,10 @@ type Codes struct {
 	UnknownVirtualMailbox      int // unknown_virtual_mailbox_reject_code (550)
 	UnknownRelayRecipient      int // unknown_relay_recipient_reject_code (550)
 	UnknownVirtualAlias        int // unknown_virtual_alias_reject_code (550)
+	UnverifiedRecipientReject  int // unverified_recipient_reject_code (450)
+	UnverifiedRecipientDefer   int // unverified_recipient_defer_code (450)
+	UnverifiedSenderReject     int // unverified_sender_reject_code (450)
+	UnverifiedSenderDefer      int // unverified_sender_defer_code (450)
 }
 
 func (c Codes) withDefaults() Codes {
@@ -58,11 +62,16 @@ func (c Codes) withDefaults() Codes {
 	def(&c.UnknownVirtualMailbox, 550)
 	def(&c.UnknownRelayRecipient, 550)
 	def(&c.UnknownVirtualAlias, 550)
+	def(&c.UnverifiedRecipientReject, 450)
+	def(&c.UnverifiedRecipientDefer, 450)
+	def(&c.UnverifiedSenderReject, 450)
+	def(&c.UnverifiedSenderDefer, 450)
 	return c
 }
 
 // Restriction names and how many arguments each takes.
 var knownRestrictions = map[string]bool{
+	"reject_unverified_sender": true, "reject_unverified_recipient": true,
 	"permit": true, "reject": true, "defer": true,
 	"defer_if_permit": true, "defer_if_reject": true, "warn_if_reject": true,
 	"permit_mynetworks": true, "permit_inet_interfaces": true, "permit_sasl_authenticated": true,
@@ -94,13 +103,12 @@ var mapCommands = map[string]bool{
 	"check_sasl_access":                    true,
 }
 
-// notYet are restrictions that need TLS, SASL or address verification;
+// notYet are restrictions that need TLS or SASL;
 // they come in a later slice. They are refused at start-up, never treated
 // as a silent permit.
 var notYet = map[string]bool{
 	"check_ccert_access":     true,
 	"permit_tls_clientcerts": true, "permit_tls_all_clientcerts": true,
-	"reject_unverified_sender": true, "reject_unverified_recipient": true,
 	"reject_sender_login_mismatch": true, "reject_authenticated_sender_login_mismatch": true,
 	"reject_known_sender_login_mismatch": true, "reject_unauthenticated_sender_login_mismatch": true,
 }
@@ -770,6 +778,16 @@ func (s *session) restriction(lname, name, table string, rest []string, replyNam
 		return dunno
 	case "check_policy_service":
 		return s.checkPolicy(table, replyName, replyClass)
+	case "reject_unverified_recipient":
+		if s.chk.haveRcpt {
+			return s.rejectUnverified(s.chk.rcpt, classRecipient)
+		}
+		return dunno
+	case "reject_unverified_sender":
+		if s.chk.haveSender && s.chk.sender != "" {
+			return s.rejectUnverified(s.chk.sender, classSender)
+		}
+		return dunno
 	case "sleep":
 		// A pause, then the next restriction: with smtpd_delay_reject=no
 		// in the client restrictions it stops clients that talk before

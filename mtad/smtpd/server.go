@@ -102,6 +102,17 @@ type Config struct {
 	// Policy holds the smtpd_policy_service_* parameters for
 	// check_policy_service (policy.go).
 	Policy PolicyDefaults
+	// Verify is address verification for reject_unverified_recipient and
+	// reject_unverified_sender (verify.go); nil: they answer 451 4.3.5.
+	Verify VerifyFunc
+	// UnverifiedRecipientTempfailAction, UnverifiedSenderTempfailAction:
+	// what a 4xx verification result does (defer_if_permit or defer).
+	UnverifiedRecipientTempfailAction string
+	UnverifiedSenderTempfailAction    string
+	// UnverifiedRecipientReason, UnverifiedSenderReason replace the
+	// probe's text in a reject when set (unverified_*_reject_reason).
+	UnverifiedRecipientReason string
+	UnverifiedSenderReason    string
 
 	SpoolMemory int64  // DATA kept in memory up to this many bytes (0 = 1 MiB)
 	SpoolDir    string // temp files ("" = os.TempDir())

@@ -41,6 +41,19 @@ type Delivery struct {
 	// Open streams the stored content (CRLF line ends), header first. It may
 	// be called more than once (one per delivery attempt or mailbox).
 	Open func(ctx context.Context) (io.ReadCloser, error)
+	// VerifyOnly marks an address verification probe: find out whether
+	// each recipient would be delivered (Sent), refused (Bounced) or not
+	// known yet (Deferred), and deliver nothing. Only transports that
+	// implement Verifier get such a request.
+	VerifyOnly bool
+}
+
+// Verifier is implemented by transports that handle VerifyOnly requests
+// (smtp and lmtp stop after RCPT TO, virtual looks the mailbox up). The
+// qmgr answers a probe for any other transport as deliverable itself,
+// without calling it, so that a probe is never delivered.
+type Verifier interface {
+	Verifies()
 }
 
 // Status is the outcome for one recipient.

@@ -30,9 +30,10 @@ var (
 )
 
 var dialect = sqldb.Dialect{
-	Name: "mysql",
-	Q:    queries,
-	Dead: deadQueries,
+	Name:   "mysql",
+	Q:      queries,
+	Dead:   deadQueries,
+	Verify: verifyQueries,
 	// DATETIME(6) holds UTC; the driver writes times in its Loc, which Open pins to UTC.
 	Time: func(t time.Time) any { return store.DBTime(t) },
 	IsDuplicate: func(err error) bool {

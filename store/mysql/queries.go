@@ -7,8 +7,8 @@ import "sqlmta/store/internal/sqldb"
 var queries = sqldb.Queries{
 	InsertMessage: `
 INSERT INTO queue_message (id, sender, arrival, size, client_name, client_addr, helo, protocol, message_id,
-                           body_type, smtputf8, envid, ret, nrcpt, created_at, content_filter)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+                           body_type, smtputf8, envid, ret, nrcpt, created_at, content_filter, verify_probe)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 	InsertContent: `INSERT INTO queue_content (message_id, seq, data) VALUES (?, ?, ?)`,
 	UpdateSize:    `UPDATE queue_message SET size = ? WHERE id = ?`,
 	InsertRecipients: `
@@ -32,7 +32,7 @@ WHERE id IN (%s)`,
 	ClaimFetch: `
 SELECT r.id, r.message_id, r.address, r.orig_address, r.notify, r.orcpt, r.domain, r.attempts, r.last_reason,
        m.sender, m.arrival, m.size, m.nrcpt, m.message_id, m.content_filter, m.expire_forced, m.delay_warned,
-       r.flushed, r.taken_over
+       r.flushed, r.taken_over, m.verify_probe
 FROM queue_recipient r
 JOIN queue_message m ON m.id = r.message_id
 WHERE r.id IN (%s)

@@ -155,7 +155,7 @@ func (s *Store) Enqueue(ctx context.Context, m *store.NewMessage) error {
 
 func messageArgs(m *store.NewMessage) []any {
 	return []any{m.QueueID, m.Sender, store.DBTime(m.Arrival), m.Size, m.ClientName, m.ClientAddr, m.Helo,
-		m.Protocol, m.MessageID, m.BodyType, m.SMTPUTF8, m.EnvID, m.Ret, len(m.Recipients), m.Filter}
+		m.Protocol, m.MessageID, m.BodyType, m.SMTPUTF8, m.EnvID, m.Ret, len(m.Recipients), m.Filter, m.VerifyProbe}
 }
 
 // initialState is where a new message's recipients start.
@@ -199,7 +199,7 @@ func (s *Store) RecipientsClaim(ctx context.Context, p store.ClaimParams) ([]sto
 		var c store.ClaimedRecipient
 		err := row.Scan(&c.ID, &c.QueueID, &c.Address, &c.Orig, &c.Notify, &c.ORCPT, &c.Domain, &c.Attempts,
 			&c.LastReason, &c.Sender, &c.Arrival, &c.Size, &c.NRcpt, &c.MessageID, &c.Filter, &c.ExpireForced,
-			&c.DelayWarned, &c.Flushed, &c.TakenOver)
+			&c.DelayWarned, &c.Flushed, &c.TakenOver, &c.VerifyProbe)
 		c.Arrival = c.Arrival.UTC()
 		return c, err
 	})

@@ -4,8 +4,8 @@ package postgres
 
 const qInsertMessage = `
 INSERT INTO queue_message (id, sender, arrival, size, client_name, client_addr, helo, protocol,
-                           message_id, body_type, smtputf8, envid, ret, nrcpt, content_filter)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`
+                           message_id, body_type, smtputf8, envid, ret, nrcpt, content_filter, verify_probe)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`
 
 const qInsertContent = `INSERT INTO queue_content (message_id, seq, data) VALUES ($1, $2, $3)`
 
@@ -37,7 +37,7 @@ WITH due AS (
 )
 SELECT c.id, c.message_id, c.address, c.orig_address, c.notify, c.orcpt, c.domain, c.attempts, c.last_reason,
        m.sender, m.arrival, m.size, m.nrcpt, m.message_id, m.content_filter, m.expire_forced, m.delay_warned,
-       c.flushed, c.taken_over
+       c.flushed, c.taken_over, m.verify_probe
 FROM claimed c
 JOIN queue_message m ON m.id = c.message_id
 ORDER BY c.message_id, c.id`

@@ -8,8 +8,8 @@ import "sqlmta/store/internal/sqldb"
 var queries = sqldb.Queries{
 	InsertMessage: `
 INSERT INTO queue_message (id, sender, arrival, size, client_name, client_addr, helo, protocol, message_id,
-                           body_type, smtputf8, envid, ret, nrcpt, created_at, content_filter)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+                           body_type, smtputf8, envid, ret, nrcpt, created_at, content_filter, verify_probe)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 	InsertContent: `INSERT INTO queue_content (message_id, seq, data) VALUES (?, ?, ?)`,
 	UpdateSize:    `UPDATE queue_message SET size = ? WHERE id = ?`,
 	InsertRecipients: `
@@ -35,7 +35,8 @@ RETURNING id, message_id, address, orig_address, notify, orcpt, domain, attempts
           (SELECT m.content_filter FROM queue_message m WHERE m.id = queue_recipient.message_id),
           (SELECT m.expire_forced FROM queue_message m WHERE m.id = queue_recipient.message_id),
           (SELECT m.delay_warned FROM queue_message m WHERE m.id = queue_recipient.message_id),
-          flushed, taken_over`,
+          flushed, taken_over,
+          (SELECT m.verify_probe FROM queue_message m WHERE m.id = queue_recipient.message_id)`,
 	// The single writer already serialises completions: this only finds the messages involved.
 	CompleteLock: `
 SELECT id FROM queue_message

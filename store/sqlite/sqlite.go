@@ -36,10 +36,11 @@ var (
 )
 
 var dialect = sqldb.Dialect{
-	Name: "sqlite",
-	Q:    queries,
-	Dead: deadQueries,
-	Time: func(t time.Time) any { return t.UTC().UnixMicro() },
+	Name:   "sqlite",
+	Q:      queries,
+	Dead:   deadQueries,
+	Verify: verifyQueries,
+	Time:   func(t time.Time) any { return t.UTC().UnixMicro() },
 	IsDuplicate: func(err error) bool {
 		var se *sqlite.Error
 		return errors.As(err, &se) && se.Code() == 1555 // SQLITE_CONSTRAINT_PRIMARYKEY

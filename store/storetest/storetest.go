@@ -12,6 +12,7 @@ import (
 	"io"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -60,6 +61,7 @@ func Run(t *testing.T, h Harness) {
 		{"ClaimForcedExpiry", testClaimForcedExpiry},
 		{"DeadDestinations", testDeadDestinations},
 		{"NewBeforeRecentlyDeferred", testNewBeforeDeferred},
+		{"VerifyCache", testVerifyCache},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, h) })
@@ -847,5 +849,68 @@ func testNewBeforeDeferred(t *testing.T, h Harness) {
 	}
 	if want := []string{old, n.QueueID, recent}; !slices.Equal(order, want) {
 		t.Errorf("claimed %v, want %v (deferred 400 s ago, new, deferred 10 s ago)", order, want)
+	}
+}
+
+// testVerifyCache: the address verification cache and probe messages. Of
+// several callers claiming a probe at once exactly one wins; an entry is
+// probed again only once its last probe is older than the caller's bound.
+func testVerifyCache(t *testing.T, h Harness) {
+	s := h.fresh(t)
+	ctx := context.Background()
+	now := store.DBTime(time.Now())
+	if _, found, err := s.VerifyGet(ctx, "nobody@example.org"); found || err != nil {
+		t.Fatalf("VerifyGet on an empty cache: found %v, %v", found, err)
+	}
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			won, err := s.VerifyProbeClaim(ctx, "Ann@Example.org", now, now.Add(-time.Hour))
+			if err != nil {
+				t.Error(err)
+			}
+			if won {
+				wins.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := wins.Load(); n != 1 {
+		t.Fatalf("%d callers won the probe, want 1", n)
+	}
+	e, found, err := s.VerifyGet(ctx, "ann@example.org")
+	if err != nil || !found || e.Status != store.VerifyTodo || !e.Probed.Equal(now) {
+		t.Fatalf("after the claim: %+v, %v, %v", e, found, err)
+	}
+	later := now.Add(time.Minute)
+	if err := s.VerifyUpdate(ctx, "ann@example.org", store.VerifyBounce, "host x said: 550 5.1.1 no", later); err != nil {
+		t.Fatal(err)
+	}
+	e, _, _ = s.VerifyGet(ctx, "ANN@example.org")
+	if e.Status != store.VerifyBounce || e.Reason != "host x said: 550 5.1.1 no" || !e.Updated.Equal(later) || !e.Probed.Equal(now) {
+		t.Errorf("after the update: %+v", e)
+	}
+	// Probed an hour ago at most: not again. Older than the bound: again.
+	if won, err := s.VerifyProbeClaim(ctx, "ann@example.org", later, now.Add(-time.Hour)); won || err != nil {
+		t.Errorf("fresh entry claimed again: %v, %v", won, err)
+	}
+	if won, err := s.VerifyProbeClaim(ctx, "ann@example.org", later, later); !won || err != nil {
+		t.Errorf("stale entry not claimed: %v, %v", won, err)
+	}
+	if e, _, _ = s.VerifyGet(ctx, "ann@example.org"); e.Status != store.VerifyBounce || !e.Probed.Equal(later) {
+		t.Errorf("a new probe keeps the last status: %+v", e)
+	}
+
+	m := msg([]byte("Subject: probe\r\n\r\n"), 1)
+	m.VerifyProbe = true
+	if err := s.Enqueue(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	c := claim(t, s, "A", 10, time.Minute, time.Now().Add(time.Second))
+	if len(c) != 1 || !c[0].VerifyProbe {
+		t.Errorf("claimed probe: %+v", c)
 	}
 }

@@ -34,6 +34,10 @@ func Retry() *Transport { return &Transport{status: transport.Deferred, defaultD
 // with the next hop's text (2.0.0 unless the text starts with a code).
 func Discard() *Transport { return &Transport{status: transport.Sent, defaultDSN: "2.0.0"} }
 
+// Verifies (transport.Verifier): these agents deliver nothing anyway, so a
+// probe gets the answer mail would.
+func (t *Transport) Verifies() {}
+
 // Deliver implements transport.Transport. As in Postfix, these agents make
 // no connection: the log shows relay=none.
 func (t *Transport) Deliver(_ context.Context, d *transport.Delivery) []transport.Result {

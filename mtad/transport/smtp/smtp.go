@@ -104,6 +104,10 @@ func New(cfg Config) *Transport {
 	return &Transport{cfg: cfg, dns: newResolver(cfg.DNSServer, cfg.NoDNS, cfg.HostLookup), pool: newPool(cfg.MaxIdlePerDest, cfg.IdleTimeout)}
 }
 
+// Verifies marks the transport as one that handles address verification
+// probes (transport.Verifier): they end after RCPT TO.
+func (t *Transport) Verifies() {}
+
 // Close closes the idle cached sessions (QUIT). Deliveries in progress finish
 // but their sessions are not cached afterwards.
 func (t *Transport) Close() error {
@@ -581,7 +585,11 @@ func (t *Transport) transact(ctx context.Context, s *session, dl *delivery, fina
 	pipelined, _ := s.c.Extension("PIPELINING")
 	var written <-chan error
 	if pipelined {
-		written = p.sendAsync(append(append([]string{mail}, rcpts...), "DATA")...)
+		group := append([]string{mail}, rcpts...)
+		if !d.VerifyOnly {
+			group = append(group, "DATA")
+		}
+		written = p.sendAsync(group...)
 	} else if err := p.send(mail); err != nil {
 		if s.uses > 1 {
 			return true, false
@@ -620,7 +628,11 @@ func (t *Transport) transact(ctx context.Context, s *session, dl *delivery, fina
 		}
 		if pipelined {
 			var last *gosmtp.SMTPError
-			for range len(rcpts) + 1 {
+			replies := len(rcpts) + 1
+			if d.VerifyOnly {
+				replies-- // no DATA was sent
+			}
+			for range replies {
 				if last, err = p.reply(s.cfg.RcptTimeout); err != nil {
 					return false, false
 				}
@@ -628,7 +640,7 @@ func (t *Transport) transact(ctx context.Context, s *session, dl *delivery, fina
 			if err := <-written; err != nil {
 				return false, false
 			}
-			if last.Code == 354 {
+			if last != nil && last.Code == 354 && !d.VerifyOnly {
 				// A server that took DATA without a transaction
 				// waits for a body: end it empty (RFC 2920).
 				if err := p.send("."); err != nil {
@@ -655,12 +667,26 @@ func (t *Transport) transact(ctx context.Context, s *session, dl *delivery, fina
 		}
 		if re.Code/100 == 2 {
 			accepted = append(accepted, i)
+			if d.VerifyOnly {
+				// A probe ends at RCPT TO (smtp_address_verify_target).
+				text, dsn := successText(re.Code, p.last)
+				dl.set(i, outcome{dsn, text}, s.namaddrport, s.uses, setupDone)
+			}
 			continue
 		}
 		record(i, said(re, "RCPT TO"))
 		if re.Code == 421 {
 			return broken(ioFail(io.EOF, "sending RCPT TO"), accepted, pending[n+1:])
 		}
+	}
+	if d.VerifyOnly {
+		if written != nil {
+			if err := <-written; err != nil {
+				return false, false
+			}
+		}
+		finish()
+		return false, true // release sends RSET
 	}
 	if len(accepted) == 0 && !pipelined {
 		finish()

@@ -54,6 +54,10 @@ func New(cfg Config) *Transport {
 	return &Transport{cfg: cfg, md: mailbox.NewMaildir(cfg.Hostname)}
 }
 
+// Verifies marks the transport as one that handles address verification
+// probes (transport.Verifier): it looks the mailbox up and writes nothing.
+func (t *Transport) Verifies() {}
+
 // Deliver implements transport.Transport.
 func (t *Transport) Deliver(ctx context.Context, d *transport.Delivery) []transport.Result {
 	res := make([]transport.Result, len(d.Recipients))
@@ -160,6 +164,13 @@ func (t *Transport) deliverOne(ctx context.Context, d *transport.Delivery, r tra
 		if gid, err = t.id(ctx, "virtual_gid_maps", t.cfg.GIDMaps, r.Address); err != nil {
 			return "4.3.0", err.Error()
 		}
+	}
+	if d.VerifyOnly {
+		// A probe: the mailbox is known, nothing is written.
+		if strings.HasSuffix(path, "/") {
+			return "2.0.0", "delivers to maildir"
+		}
+		return "2.0.0", "delivers to mailbox"
 	}
 	orig := r.Orig
 	if orig == "" {

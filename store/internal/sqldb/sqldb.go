@@ -24,7 +24,7 @@ import (
 // Queries is one dialect's SQL. Entries with %s take an IN list ("?,?,…") or, for Defer, a derived table
 // of rows built from DeferRow.
 type Queries struct {
-	InsertMessage    string // 16 args: id … nrcpt, created_at, content_filter
+	InsertMessage    string // 17 args: id … nrcpt, created_at, content_filter, verify_probe
 	InsertContent    string // message_id, seq, data
 	UpdateSize       string // size, id
 	InsertRecipients string // prefix; followed by RecipientRow joined by ","
@@ -61,6 +61,7 @@ type Dialect struct {
 	Name        string
 	Q           Queries
 	Dead        DeadQueries
+	Verify      VerifyQueries
 	Time        func(time.Time) any // how a time is written (MySQL: time.Time; SQLite: µs since epoch)
 	IsDuplicate func(error) bool    // primary key violation
 	IsRetryable func(error) bool    // the transaction was rolled back and may simply run again (deadlock); may be nil
@@ -139,7 +140,7 @@ func (s *Store) Enqueue(ctx context.Context, m *store.NewMessage) error {
 	err := s.tx1(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, s.d.Q.InsertMessage, m.QueueID, m.Sender, s.d.Time(m.Arrival), 0,
 			m.ClientName, m.ClientAddr, m.Helo, m.Protocol, m.MessageID, m.BodyType, m.SMTPUTF8, m.EnvID, m.Ret,
-			len(m.Recipients), s.d.Time(now), m.Filter)
+			len(m.Recipients), s.d.Time(now), m.Filter, m.VerifyProbe)
 		if err != nil {
 			return err
 		}
@@ -231,7 +232,7 @@ func (s *Store) RecipientsClaim(ctx context.Context, p store.ClaimParams) ([]sto
 			var arrival dbTime
 			if err := rows.Scan(&c.ID, &c.QueueID, &c.Address, &c.Orig, &c.Notify, &c.ORCPT, &c.Domain, &c.Attempts,
 				&c.LastReason, &c.Sender, &arrival, &c.Size, &c.NRcpt, &c.MessageID, &c.Filter, &c.ExpireForced,
-				&c.DelayWarned, &c.Flushed, &c.TakenOver); err != nil {
+				&c.DelayWarned, &c.Flushed, &c.TakenOver, &c.VerifyProbe); err != nil {
 				return err
 			}
 			c.Arrival = arrival.t
