@@ -186,6 +186,10 @@ type outcome struct {
 	dsn, text string
 }
 
+// Verifies marks the transport as one that handles address verification
+// probes (transport.Verifier): they end after RCPT TO.
+func (t *Transport) Verifies() {}
+
 // Deliver implements transport.Transport.
 func (t *Transport) Deliver(ctx context.Context, d *transport.Delivery) []transport.Result {
 	b := client.NewBatch(d)

@@ -209,3 +209,30 @@ func TestParseNexthop(t *testing.T) {
 		}
 	}
 }
+
+// TestDovecotVerifyProbe: an address verification probe ends at RCPT TO:
+// Dovecot's answers decide, nothing is saved, and the session stays in
+// step for the next delivery.
+func TestDovecotVerifyProbe(t *testing.T) {
+	dc := peers.StartDovecot(t, peers.DovecotOptions{Users: []string{"ann@example.org"}})
+	tr := newTransport(t, Config{})
+	d := request("inet:"+dc.Addr(), "P1", "ann@example.org", "nobody@example.org")
+	d.VerifyOnly = true
+	rs := tr.Deliver(context.Background(), d)
+	if rs[0].Status != transport.Sent || !strings.HasPrefix(rs[0].Text, "250 2.1.5 ") {
+		t.Errorf("ann: %+v", rs[0])
+	}
+	if rs[1].Status != transport.Bounced || rs[1].DSN != "5.1.1" || !strings.HasSuffix(rs[1].Text, "(in reply to RCPT TO command)") {
+		t.Errorf("nobody: %+v", rs[1])
+	}
+	if got := dc.Messages("ann@example.org"); len(got) != 0 {
+		t.Errorf("the probe was saved: %q", got)
+	}
+	rs = tr.Deliver(context.Background(), request("inet:"+dc.Addr(), "Q2", "ann@example.org"))
+	if rs[0].Status != transport.Sent || rs[0].ConnUse != 2 {
+		t.Errorf("mail after the probe: %+v", rs[0])
+	}
+	if got := dc.Messages("ann@example.org"); len(got) != 1 {
+		t.Errorf("%d messages after the probe and one mail, want 1", len(got))
+	}
+}

@@ -201,7 +201,10 @@ func (s *session) transact(ctx context.Context, b *client.Batch, setupDone time.
 		for _, i := range pending {
 			lines = append(lines, client.RcptCommand(s.has, d.Recipients[i]))
 		}
-		err = s.send(s.cfg.MailTimeout, append(lines, "DATA")...)
+		if !d.VerifyOnly {
+			lines = append(lines, "DATA")
+		}
+		err = s.send(s.cfg.MailTimeout, lines...)
 	} else {
 		err = s.send(s.cfg.MailTimeout, mail)
 	}
@@ -246,6 +249,10 @@ func (s *session) transact(ctx context.Context, b *client.Batch, setupDone time.
 		}
 		if code/100 == 2 {
 			accepted = append(accepted, i)
+			if d.VerifyOnly {
+				// A probe ends at RCPT TO (lmtp_address_verify_target).
+				set(i, success(code, msg))
+			}
 			continue
 		}
 		set(i, s.said(code, msg, "RCPT TO"))
@@ -255,6 +262,9 @@ func (s *session) transact(ctx context.Context, b *client.Batch, setupDone time.
 			fail(pending[n+1:], o)
 			return false, false
 		}
+	}
+	if d.VerifyOnly {
+		return false, true // release sends RSET
 	}
 	if !pipelining {
 		if len(accepted) == 0 {

@@ -375,3 +375,33 @@ func TestPipeliningIntoPostfix(t *testing.T) {
 		t.Errorf("Postfix's log:\n%s", log)
 	}
 }
+
+// TestVerifyProbeEndsAtRcpt: an address verification probe sends MAIL and
+// RCPT (pipelined with a closing RSET, or one by one), never DATA, and
+// leaves the session clean.
+func TestVerifyProbeEndsAtRcpt(t *testing.T) {
+	for _, pipelining := range []bool{true, false} {
+		ss := startScriptServer(t, pipelining, rcptAnswers(map[string]string{"bad@dest.test": "550 5.1.1 <bad@dest.test>: User unknown"}))
+		tr := New(Config{HeloName: "client.test", IdleTimeout: time.Minute})
+		d := message(fmt.Sprintf("[127.0.0.1]:%d", ss.port), "good@dest.test", "bad@dest.test")
+		d.VerifyOnly = true
+		res := tr.Deliver(context.Background(), d)
+		if res[0].Status != transport.Sent || res[0].Text != "250 2.1.5 Ok" || res[1].Status != transport.Bounced {
+			t.Errorf("pipelining %v: %+v", pipelining, res)
+		}
+		tr.Close()
+		want := "MAIL|RCPT|RCPT|RSET"
+		if !pipelining {
+			want = "MAIL / RCPT / RCPT / RSET"
+		}
+		waitFor(t, "the session to end", func() bool { return strings.HasSuffix(strings.Join(ss.transactions(), " / "), "RSET") })
+		if got := strings.Join(ss.transactions(), " / "); got != want {
+			t.Errorf("pipelining %v: commands %q, want %q", pipelining, got, want)
+		}
+		ss.mu.Lock()
+		if len(ss.bodies) != 0 {
+			t.Errorf("pipelining %v: a body was sent", pipelining)
+		}
+		ss.mu.Unlock()
+	}
+}

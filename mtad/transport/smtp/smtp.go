@@ -585,11 +585,13 @@ func (t *Transport) transact(ctx context.Context, s *session, dl *delivery, fina
 	pipelined, _ := s.c.Extension("PIPELINING")
 	var written <-chan error
 	if pipelined {
-		group := append([]string{mail}, rcpts...)
-		if !d.VerifyOnly {
-			group = append(group, "DATA")
+		// A probe's group ends with RSET instead, as Postfix's does: a
+		// group must end with a command that waits for its replies.
+		end := "DATA"
+		if d.VerifyOnly {
+			end = "RSET"
 		}
-		written = p.sendAsync(group...)
+		written = p.sendAsync(append(append([]string{mail}, rcpts...), end)...)
 	} else if err := p.send(mail); err != nil {
 		if s.uses > 1 {
 			return true, false
@@ -628,11 +630,7 @@ func (t *Transport) transact(ctx context.Context, s *session, dl *delivery, fina
 		}
 		if pipelined {
 			var last *gosmtp.SMTPError
-			replies := len(rcpts) + 1
-			if d.VerifyOnly {
-				replies-- // no DATA was sent
-			}
-			for range replies {
+			for range len(rcpts) + 1 {
 				if last, err = p.reply(s.cfg.RcptTimeout); err != nil {
 					return false, false
 				}
@@ -640,7 +638,9 @@ func (t *Transport) transact(ctx context.Context, s *session, dl *delivery, fina
 			if err := <-written; err != nil {
 				return false, false
 			}
-			if last != nil && last.Code == 354 && !d.VerifyOnly {
+			if d.VerifyOnly {
+				s.dirty = false // the RSET ended it
+			} else if last.Code == 354 {
 				// A server that took DATA without a transaction
 				// waits for a body: end it empty (RFC 2920).
 				if err := p.send("."); err != nil {
@@ -680,13 +680,19 @@ func (t *Transport) transact(ctx context.Context, s *session, dl *delivery, fina
 		}
 	}
 	if d.VerifyOnly {
-		if written != nil {
-			if err := <-written; err != nil {
+		finish()
+		if pipelined {
+			// The RSET that ended the group.
+			re, err := p.reply(s.cfg.RsetTimeout)
+			if err == nil {
+				err = <-written
+			}
+			if err != nil || re.Code/100 != 2 {
 				return false, false
 			}
+			s.dirty = false
 		}
-		finish()
-		return false, true // release sends RSET
+		return false, true // without pipelining release sends RSET
 	}
 	if len(accepted) == 0 && !pipelined {
 		finish()
