@@ -201,10 +201,13 @@ func (s *session) transact(ctx context.Context, b *client.Batch, setupDone time.
 		for _, i := range pending {
 			lines = append(lines, client.RcptCommand(s.has, d.Recipients[i]))
 		}
-		if !d.VerifyOnly {
-			lines = append(lines, "DATA")
+		// A probe's group ends with RSET: a group must end with a
+		// command that waits for its replies.
+		end := "DATA"
+		if d.VerifyOnly {
+			end = "RSET"
 		}
-		err = s.send(s.cfg.MailTimeout, lines...)
+		err = s.send(s.cfg.MailTimeout, append(lines, end)...)
 	} else {
 		err = s.send(s.cfg.MailTimeout, mail)
 	}
@@ -264,7 +267,15 @@ func (s *session) transact(ctx context.Context, b *client.Batch, setupDone time.
 		}
 	}
 	if d.VerifyOnly {
-		return false, true // release sends RSET
+		if pipelining {
+			// The RSET that ended the group.
+			code, _, err = s.read(s.cfg.RsetTimeout)
+			if err != nil || code/100 != 2 {
+				return false, false
+			}
+			s.dirty = false
+		}
+		return false, true // without pipelining release sends RSET
 	}
 	if !pipelining {
 		if len(accepted) == 0 {
