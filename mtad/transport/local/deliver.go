@@ -54,6 +54,14 @@ func (rq *request) mailbox(ctx context.Context, a attr, u *User, lp, ext string)
 		rq.command(ctx, a, u, t.cfg.MailboxCommand, u.Home)
 		return
 	}
+	if rq.d.VerifyOnly {
+		if strings.HasSuffix(t.cfg.HomeMailbox, "/") || t.cfg.HomeMailbox == "" && strings.HasSuffix(t.cfg.MailSpoolDirectory, "/") {
+			rq.add(a.rcpt, "2.0.0", "delivers to maildir")
+		} else {
+			rq.add(a.rcpt, "2.0.0", "delivers to mailbox")
+		}
+		return
+	}
 	var path string
 	switch {
 	case t.cfg.HomeMailbox != "":
@@ -111,6 +119,10 @@ func (rq *request) file(ctx context.Context, a attr, path string) {
 			rq.add(a.rcpt, "5.2.0", fmt.Sprintf("cannot append message to file %s: %s", path, mailbox.ErrnoText(err)))
 			return
 		}
+	}
+	if rq.d.VerifyOnly {
+		rq.add(a.rcpt, "2.0.0", "delivers to file: "+path)
+		return
 	}
 	uid, gid, chown := 0, 0, false
 	if priv != nil {
@@ -209,6 +221,10 @@ func (rq *request) command(ctx context.Context, a attr, priv *User, line, dir st
 		key += " " + strconv.Itoa(priv.UID)
 	}
 	if rq.seen(key) {
+		return
+	}
+	if rq.d.VerifyOnly {
+		rq.add(a.rcpt, "2.0.0", "delivers to command: "+line)
 		return
 	}
 	flags := mailbox.From | mailbox.ReturnPath | mailbox.OrigRcpt

@@ -211,6 +211,14 @@ func (rq *request) dotForward(ctx context.Context, a attr, u *User, lp, ext stri
 func (rq *request) forward(ctx context.Context) {
 	t := rq.t
 	for _, g := range rq.fwd {
+		if rq.d.VerifyOnly {
+			// A probe is not forwarded: the addresses count as
+			// deliverable, as local(8) reports them.
+			for _, addr := range g.addrs {
+				rq.add(addr, "2.0.0", "forwards to "+addr)
+			}
+			continue
+		}
 		if t.cfg.Submit == nil {
 			for _, addr := range g.addrs {
 				rq.add(addr, "4.3.5", "mail forwarding is not configured")

@@ -158,6 +158,11 @@ func loginShell(name string) string {
 	return ""
 }
 
+// Verifies marks the transport as one that handles address verification
+// probes (transport.Verifier): aliases, .forward files and the user are
+// looked up, and every final delivery is reported without being made.
+func (t *Transport) Verifies() {}
+
 // Deliver implements transport.Transport: each recipient separately, as
 // local_destination_recipient_limit = 1 has it.
 func (t *Transport) Deliver(ctx context.Context, d *transport.Delivery) []transport.Result {
@@ -283,8 +288,17 @@ func (rq *request) logLeaves() {
 		if !strings.EqualFold(orig, l.to) {
 			o = fmt.Sprintf(", orig_to=<%s>", orig)
 		}
+		status := l.status.String()
+		if rq.d.VerifyOnly {
+			switch l.status {
+			case transport.Sent:
+				status = "deliverable"
+			case transport.Bounced:
+				status = "undeliverable"
+			}
+		}
 		rq.t.cfg.Log.Printf(rq.t.cfg.Service, "%s: to=<%s>%s, relay=%s, delay=%s, delays=%s, dsn=%s, status=%s (%s)",
-			rq.d.QueueID, l.to, o, l.relay, total, delays, l.dsn, l.status, l.text)
+			rq.d.QueueID, l.to, o, l.relay, total, delays, l.dsn, status, l.text)
 	}
 }
 
@@ -478,6 +492,11 @@ func (rq *request) unknown(ctx context.Context, a attr, lp, name, ext string) {
 // via hands one address to another transport (mailbox_transport,
 // fallback_transport) and takes its result.
 func (rq *request) via(ctx context.Context, a attr, tr transport.Transport, nexthop string) {
+	if _, ok := tr.(transport.Verifier); rq.d.VerifyOnly && !ok {
+		// Never hand a probe to a transport that would deliver it.
+		rq.add(a.rcpt, "2.0.0", "delivers via its mailbox or fallback transport")
+		return
+	}
 	dd := *rq.d
 	dd.Sender = a.sender
 	dd.Nexthop = nexthop

@@ -302,3 +302,46 @@ func TestMailboxCommandStatus(t *testing.T) {
 		}
 	}
 }
+
+// TestVerifyProbe: an address verification probe expands aliases and looks
+// users up as mail would, and makes no delivery: no mailbox, file or
+// command output, nothing resubmitted; an unknown user bounces.
+func TestVerifyProbe(t *testing.T) {
+	dir := t.TempDir()
+	os.Chmod(dir, 0o777)
+	f := newFixture(t, fmt.Sprintf("list: bob, %s/file.mbox, \"|cat > %s/cmd.out\", far@remote.test\n", dir, dir))
+	probe := func(rcpts ...string) []transport.Result {
+		d := &transport.Delivery{QueueID: "4PRB", Sender: "double-bounce@local.test", Arrival: time.Now(), VerifyOnly: true,
+			Open: func(context.Context) (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(msg)), nil }}
+		for i, r := range rcpts {
+			d.Recipients = append(d.Recipients, transport.Recipient{ID: int64(i + 1), Address: r})
+		}
+		return New(f.cfg).Deliver(context.Background(), d)
+	}
+	res := probe("bob@local.test", "nosuch@local.test", "list@local.test")
+	if r := res[0]; r.Status != transport.Sent || r.Text != "delivers to mailbox" {
+		t.Errorf("bob: %+v", r)
+	}
+	if r := res[1]; r.Status != transport.Bounced || r.Text != `unknown user: "nosuch"` {
+		t.Errorf("nosuch: %+v", r)
+	}
+	if r := res[2]; r.Status != transport.Sent {
+		t.Errorf("list: %+v", r)
+	}
+	for _, p := range []string{filepath.Join(f.dir, "spool", "bob"), filepath.Join(dir, "file.mbox"), filepath.Join(dir, "cmd.out")} {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("the probe was delivered to %s", p)
+		}
+	}
+	if len(f.submitted) != 0 {
+		t.Errorf("the probe was forwarded: %d messages", len(f.submitted))
+	}
+	for _, re := range []string{
+		`4PRB: to=<list@local\.test>, relay=local, .*status=deliverable \(delivers to command: cat > `,
+		`4PRB: to=<far@remote\.test>, orig_to=<list@local\.test>, relay=local, .*status=deliverable \(forwards to far@remote\.test\)`,
+	} {
+		if !regexp.MustCompile(re).MatchString(f.log.String()) {
+			t.Errorf("log lacks %s:\n%s", re, f.log.String())
+		}
+	}
+}
