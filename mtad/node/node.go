@@ -81,6 +81,9 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 	if err := cfg.Check(); err != nil {
 		return nil, err
 	}
+	if err := unsupportedContentChecks(cfg); err != nil {
+		return nil, err
+	}
 	n := &Node{opts: opts, cfg: cfg}
 	var logW io.Writer = opts.Stderr
 	if path := cfg.Get("maillog_file"); path != "" && path != "/dev/stderr" {
@@ -613,6 +616,9 @@ func (n *Node) Reload() error {
 	if err := cfg.Check(); err != nil {
 		return err
 	}
+	if err := unsupportedContentChecks(cfg); err != nil {
+		return err
+	}
 	// Tables are opened anew so that edited files and .cf settings count.
 	maps := n.checkMaps(context.Background(), cfg)
 	res, err := newResolver(cfg, maps)
@@ -760,4 +766,17 @@ func (n *Node) smtpTLSLevel(cfg *config.Config) string {
 	}
 	n.log.Printf("smtp", "warning: smtp_tls_security_level = %s: certificate verification is not implemented; using encrypt", level)
 	return smtptransport.TLSEncrypt
+}
+
+// unsupportedContentChecks refuses content inspection that sqlmta does not
+// do yet: mail would pass unchecked where the admin expects it checked,
+// so the node does not start (or reload) rather than ignore it.
+func unsupportedContentChecks(cfg *config.Config) error {
+	var errs []error
+	for _, name := range []string{"body_checks", "smtpd_milters", "non_smtpd_milters"} {
+		if len(cfg.List(name)) > 0 {
+			errs = append(errs, fmt.Errorf("%s: not supported by sqlmta yet; remove it, or mail would pass unchecked", name))
+		}
+	}
+	return errors.Join(errs...)
 }
