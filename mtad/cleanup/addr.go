@@ -25,6 +25,7 @@ type state struct {
 	sender  string // envelope sender after rewriting
 	recip   string // last envelope recipient after rewriting (before virtual)
 	discard bool
+	passed  bool // header_checks PASS: the rest of the message goes unchecked
 	// What header_checks' HOLD, REDIRECT and FILTER asked for (the last
 	// one wins; hold is the header that triggered it), and BCC's addresses.
 	hold, redirect, filter string

@@ -46,27 +46,11 @@ func (c *Cleanup) headerChecks(ctx context.Context, st *state, env *envelope.Env
 			out = append(out, f)
 			continue
 		}
-		cmd, text := value, ""
-		if i := strings.IndexAny(value, " \t"); i >= 0 {
-			cmd, text = value[:i], strings.TrimLeft(value[i:], " \t")
-		}
-		act := func(action, text string) { c.actLog(st, env, action, hdr, text) }
+		cmd, text := splitAction(value)
+		act := func(action, text string) { c.actLog(st, env, action, "header", hdr, text) }
 		switch strings.ToUpper(cmd) {
 		case "REJECT":
-			if text != "" {
-				st.reason = dsnPrepend("5.7.1", text)
-				if st.reason[0] != '4' && st.reason[0] != '5' {
-					c.log.Printf("cleanup", "warning: bad DSN action in %s -- need 4.x.x or 5.x.x", text)
-					st.reason = "4" + st.reason[1:]
-				}
-			} else {
-				st.reason = "5.7.1 message content rejected"
-			}
-			if st.reason[0] == '4' {
-				st.errs |= statDefer
-			} else {
-				st.errs |= statCont
-			}
+			c.reject(st, text)
 			filtering = false
 			act("reject", st.reason)
 			out = append(out, f)
@@ -90,6 +74,7 @@ func (c *Cleanup) headerChecks(ctx context.Context, st *state, env *envelope.Env
 		case "PASS":
 			act("pass", text)
 			filtering = false
+			st.passed = true
 			out = append(out, f)
 		case "DISCARD":
 			act("discard", text)
@@ -155,11 +140,10 @@ func (c *Cleanup) headerChecks(ctx context.Context, st *state, env *envelope.Env
 	return out
 }
 
-// actLog writes cleanup_act_log's line:
+// actLog writes cleanup_act_log's line, kind being "header" or "body":
 // "QUEUEID: hold: header Subject: x from host[addr]; from=<s> to=<r> proto=ESMTP helo=<h>: text".
-func (c *Cleanup) actLog(st *state, env *envelope.Envelope, action, hdr, text string) {
+func (c *Cleanup) actLog(st *state, env *envelope.Envelope, action, kind, content, text string) {
 	var b strings.Builder
-	content := hdr
 	if len(content) > 200 {
 		content = content[:200]
 	}
@@ -171,7 +155,7 @@ func (c *Cleanup) actLog(st *state, env *envelope.Envelope, action, hdr, text st
 		}
 		origin = name + "[" + env.ClientAddr + "]"
 	}
-	b.WriteString(st.queueID + ": " + action + ": header " + content + " from " + origin + ";")
+	b.WriteString(st.queueID + ": " + action + ": " + kind + " " + content + " from " + origin + ";")
 	b.WriteString(" from=<" + st.sender + ">")
 	if st.recip != "" {
 		b.WriteString(" to=<" + st.recip + ">")
@@ -227,4 +211,31 @@ func isDSN(s string) bool {
 		}
 	}
 	return true
+}
+
+// splitAction splits a check table's value into its action and the text
+// after it.
+func splitAction(value string) (cmd, text string) {
+	if i := strings.IndexAny(value, " \t"); i >= 0 {
+		return value[:i], strings.TrimLeft(value[i:], " \t")
+	}
+	return value, ""
+}
+
+// reject is a check's REJECT: the message is refused with text (with its
+// status, "5.7.1" by default; a 4.x.x status defers it).
+func (c *Cleanup) reject(st *state, text string) {
+	st.reason = "5.7.1 message content rejected"
+	if text != "" {
+		st.reason = dsnPrepend("5.7.1", text)
+		if st.reason[0] != '4' && st.reason[0] != '5' {
+			c.log.Printf("cleanup", "warning: bad DSN action in %s -- need 4.x.x or 5.x.x", text)
+			st.reason = "4" + st.reason[1:]
+		}
+	}
+	if st.reason[0] == '4' {
+		st.errs |= statDefer
+	} else {
+		st.errs |= statCont
+	}
 }

@@ -64,40 +64,8 @@ func TestHeaderChecks(t *testing.T) {
 			log: "-X-Warn"},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			f.log.Reset()
-			m, err := f.submit(c, "s@t.example", []string{"r@t.example"}, tc.headers+"\r\nbody\r\n")
-			if tc.reply != "" {
-				if r := reply.As(err); r == nil || r.String() != tc.reply {
-					t.Fatalf("got %v, want %s", err, tc.reply)
-				}
-			} else if err != nil {
-				t.Fatal(err)
-			}
-			if (m != nil) != tc.stored {
-				t.Fatalf("stored = %v, want %v", m != nil, tc.stored)
-			}
-			if m != nil {
-				got := stored(t, f.st, m.QueueID)
-				for _, s := range tc.in {
-					if !strings.Contains(got, s) {
-						t.Errorf("content lacks %q:\n%s", s, got)
-					}
-				}
-				for _, s := range tc.notIn {
-					if strings.Contains(got, s) {
-						t.Errorf("content has %q:\n%s", s, got)
-					}
-				}
-			}
-			if neg, ok := strings.CutPrefix(tc.log, "-"); ok {
-				if strings.Contains(f.log.String(), neg) {
-					t.Errorf("log has %q:\n%s", neg, f.log.String())
-				}
-			} else if !strings.Contains(f.log.String(), tc.log) {
-				t.Errorf("log lacks %q:\n%s", tc.log, f.log.String())
-			}
-		})
+		checkContent(t, f, c, tc.name, tc.headers+"\r\nbody\r\n",
+			contentWant{reply: tc.reply, stored: tc.stored, in: tc.in, notIn: tc.notIn, log: tc.log})
 	}
 
 	t.Run("lookup error", func(t *testing.T) {
@@ -155,4 +123,55 @@ func TestSmtpdActions(t *testing.T) {
 	if _, err := f.st.MessageGet(context.Background(), env.QueueID); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("DISCARD stored the message: %v", err)
 	}
+}
+
+// contentWant is what must come of one message through cleanup's checks.
+type contentWant struct {
+	reply     string // "" when accepted
+	stored    bool
+	in, notIn []string // in the stored content
+	log       string   // in the log; "-text": not in the log
+	hold      bool     // the recipients are on hold
+}
+
+// checkContent submits content from s@t.example to r@t.example and checks
+// the outcome against want, as a subtest.
+func checkContent(t *testing.T, f *fixture, c *Cleanup, name, content string, want contentWant) {
+	t.Run(name, func(t *testing.T) {
+		f.log.Reset()
+		m, err := f.submit(c, "s@t.example", []string{"r@t.example"}, content)
+		if want.reply != "" {
+			if r := reply.As(err); r == nil || r.String() != want.reply {
+				t.Fatalf("got %v, want %s", err, want.reply)
+			}
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if (m != nil) != want.stored {
+			t.Fatalf("stored = %v, want %v", m != nil, want.stored)
+		}
+		if m != nil {
+			got := stored(t, f.st, m.QueueID)
+			for _, s := range want.in {
+				if !strings.Contains(got, s) {
+					t.Errorf("content lacks %q:\n%q", s, got)
+				}
+			}
+			for _, s := range want.notIn {
+				if strings.Contains(got, s) {
+					t.Errorf("content has %q:\n%q", s, got)
+				}
+			}
+			if want.hold && m.Recipients[0].State != store.StateHold {
+				t.Errorf("recipient %s, want hold", m.Recipients[0].State)
+			}
+		}
+		if neg, ok := strings.CutPrefix(want.log, "-"); ok {
+			if strings.Contains(f.log.String(), neg) {
+				t.Errorf("log has %q:\n%s", neg, f.log.String())
+			}
+		} else if !strings.Contains(f.log.String(), want.log) {
+			t.Errorf("log lacks %q:\n%s", want.log, f.log.String())
+		}
+	})
 }

@@ -54,6 +54,10 @@ type Config struct {
 	RecipientCanonicalMaps []string // recipient_canonical_maps
 	VirtualAliasMaps       []string // virtual_alias_maps
 	HeaderChecks           []string // header_checks
+	BodyChecks             []string // body_checks
+	// BodyChecksSizeLimit is body_checks_size_limit: how much of the
+	// body is inspected (0 = 51200 bytes).
+	BodyChecksSizeLimit int64
 
 	// Which addresses each canonical parameter rewrites: envelope_sender,
 	// envelope_recipient, header_sender, header_recipient. Unlike Postfix
@@ -192,9 +196,9 @@ var queueWriteError = reply.New(451, "4.3.0", "Error: queue file write error")
 
 // tables are the lookup tables of one message, opened.
 type tables struct {
-	senderCanon, recipientCanon, canon, virtual, headerChecks *maps
-	senderBcc, recipientBcc                                   *maps
-	noMasquerade                                              bool
+	senderCanon, recipientCanon, canon, virtual, headerChecks, bodyChecks *maps
+	senderBcc, recipientBcc                                               *maps
+	noMasquerade                                                          bool
 }
 
 func (c *Cleanup) openTables(ctx context.Context) (*tables, error) {
@@ -210,6 +214,7 @@ func (c *Cleanup) openTables(ctx context.Context) (*tables, error) {
 		{&t.canon, "canonical_maps", c.cfg.CanonicalMaps},
 		{&t.virtual, "virtual_alias_maps", c.cfg.VirtualAliasMaps},
 		{&t.headerChecks, "header_checks", c.cfg.HeaderChecks},
+		{&t.bodyChecks, "body_checks", c.cfg.BodyChecks},
 		{&t.senderBcc, "sender_bcc_maps", c.cfg.SenderBccMaps},
 		{&t.recipientBcc, "recipient_bcc_maps", c.cfg.RecipientBccMaps},
 	} {
@@ -312,7 +317,7 @@ func (c *Cleanup) submit(ctx context.Context, env *envelope.Envelope, content io
 		t.noMasquerade = true
 	}
 	if opts.has("no_header_body_checks") {
-		t.headerChecks = nil
+		t.headerChecks, t.bodyChecks = nil, nil
 	}
 	st := &state{queueID: env.QueueID}
 	sender := c.rewriteSender(ctx, st, t, env.Sender)
@@ -403,6 +408,21 @@ func (c *Cleanup) submit(ctx context.Context, env *envelope.Envelope, content io
 	if r := st.reply(); r != nil {
 		return r
 	}
+	// body_checks read the body once, before anything is queued, so that
+	// what they decide (REJECT, HOLD, REDIRECT, …) applies to the message
+	// as queued; the body goes to a spool on the way.
+	var body io.Reader = br
+	if t.bodyChecks != nil && !st.discard && !st.passed {
+		checked, done, err := c.bodyChecks(ctx, st, env, t.bodyChecks, br)
+		if err != nil {
+			return queueWriteError.Wrap(err)
+		}
+		defer done()
+		if r := st.reply(); r != nil {
+			return r
+		}
+		body = checked
+	}
 	if st.discard || env.Discard {
 		return nil // smtpd's DISCARD was logged by smtpd
 	}
@@ -453,7 +473,7 @@ func (c *Cleanup) submit(ctx context.Context, env *envelope.Envelope, content io
 		}
 		fmt.Fprintf(&bottom, "%sFrom: %s\r\n", prefix, from)
 	}
-	m.Content = io.MultiReader(bytes.NewReader(bytes.Join(fields, nil)), &bottom, br)
+	m.Content = io.MultiReader(bytes.NewReader(bytes.Join(fields, nil)), &bottom, body)
 
 	for try := 0; ; try++ {
 		err = c.store.Enqueue(ctx, m)

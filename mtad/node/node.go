@@ -203,6 +203,8 @@ func (n *Node) build() error {
 		RecipientCanonicalMaps:         cfg.List("recipient_canonical_maps"),
 		VirtualAliasMaps:               cfg.List("virtual_alias_maps"),
 		HeaderChecks:                   cfg.List("header_checks"),
+		BodyChecks:                     cfg.List("body_checks"),
+		BodyChecksSizeLimit:            int64(num("body_checks_size_limit")),
 		CanonicalClasses:               cfg.List("canonical_classes"),
 		SenderCanonicalClasses:         cfg.List("sender_canonical_classes"),
 		RecipientCanonicalClasses:      cfg.List("recipient_canonical_classes"),
@@ -769,11 +771,11 @@ func (n *Node) smtpTLSLevel(cfg *config.Config) string {
 }
 
 // unsupportedContentChecks refuses content inspection that sqlmta does not
-// do yet: mail would pass unchecked where the admin expects it checked,
+// do yet (milters): mail would pass unchecked where the admin expects it checked,
 // so the node does not start (or reload) rather than ignore it.
 func unsupportedContentChecks(cfg *config.Config) error {
 	var errs []error
-	for _, name := range []string{"body_checks", "smtpd_milters", "non_smtpd_milters"} {
+	for _, name := range []string{"smtpd_milters", "non_smtpd_milters"} {
 		if len(cfg.List(name)) > 0 {
 			errs = append(errs, fmt.Errorf("%s: not supported by sqlmta yet; remove it, or mail would pass unchecked", name))
 		}
