@@ -55,6 +55,11 @@ type Config struct {
 	VirtualAliasMaps       []string // virtual_alias_maps
 	HeaderChecks           []string // header_checks
 	BodyChecks             []string // body_checks
+	MimeHeaderChecks       []string // mime_header_checks (main.cf's default is $header_checks)
+	NestedHeaderChecks     []string // nested_header_checks (main.cf's default is $header_checks)
+	// DisableMimeInput is disable_mime_input_processing: the body is all
+	// body lines, and mime_header_checks and nested_header_checks are unused.
+	DisableMimeInput bool
 	// BodyChecksSizeLimit is body_checks_size_limit: how much of the
 	// body is inspected (0 = 51200 bytes).
 	BodyChecksSizeLimit int64
@@ -197,6 +202,7 @@ var queueWriteError = reply.New(451, "4.3.0", "Error: queue file write error")
 // tables are the lookup tables of one message, opened.
 type tables struct {
 	senderCanon, recipientCanon, canon, virtual, headerChecks, bodyChecks *maps
+	mimeChecks, nestedChecks                                              *maps
 	senderBcc, recipientBcc                                               *maps
 	noMasquerade                                                          bool
 }
@@ -215,6 +221,8 @@ func (c *Cleanup) openTables(ctx context.Context) (*tables, error) {
 		{&t.virtual, "virtual_alias_maps", c.cfg.VirtualAliasMaps},
 		{&t.headerChecks, "header_checks", c.cfg.HeaderChecks},
 		{&t.bodyChecks, "body_checks", c.cfg.BodyChecks},
+		{&t.mimeChecks, "mime_header_checks", c.cfg.MimeHeaderChecks},
+		{&t.nestedChecks, "nested_header_checks", c.cfg.NestedHeaderChecks},
 		{&t.senderBcc, "sender_bcc_maps", c.cfg.SenderBccMaps},
 		{&t.recipientBcc, "recipient_bcc_maps", c.cfg.RecipientBccMaps},
 	} {
@@ -317,7 +325,7 @@ func (c *Cleanup) submit(ctx context.Context, env *envelope.Envelope, content io
 		t.noMasquerade = true
 	}
 	if opts.has("no_header_body_checks") {
-		t.headerChecks, t.bodyChecks = nil, nil
+		t.headerChecks, t.bodyChecks, t.mimeChecks, t.nestedChecks = nil, nil, nil, nil
 	}
 	st := &state{queueID: env.QueueID}
 	sender := c.rewriteSender(ctx, st, t, env.Sender)
@@ -408,12 +416,14 @@ func (c *Cleanup) submit(ctx context.Context, env *envelope.Envelope, content io
 	if r := st.reply(); r != nil {
 		return r
 	}
-	// body_checks read the body once, before anything is queued, so that
-	// what they decide (REJECT, HOLD, REDIRECT, …) applies to the message
-	// as queued; the body goes to a spool on the way.
+	// body_checks and the MIME header checks read the body once, before
+	// anything is queued, so that what they decide (REJECT, HOLD,
+	// REDIRECT, …) applies to the message as queued; the body goes to a
+	// spool on the way.
 	var body io.Reader = br
-	if t.bodyChecks != nil && !st.discard && !st.passed {
-		checked, done, err := c.bodyChecks(ctx, st, env, t.bodyChecks, br)
+	mimeChecks := !c.cfg.DisableMimeInput && (t.mimeChecks != nil || t.nestedChecks != nil)
+	if (t.bodyChecks != nil || mimeChecks) && !st.discard && !st.passed {
+		checked, done, err := c.contentChecks(ctx, st, env, t, hdr.fields, br)
 		if err != nil {
 			return queueWriteError.Wrap(err)
 		}
