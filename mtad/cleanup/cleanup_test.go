@@ -15,7 +15,7 @@ import (
 	"sqlmta/store"
 )
 
-func sqliteStore(t *testing.T) store.Store { return teststore.SQLite(t) }
+func sqliteStore(t testing.TB) store.Store { return teststore.SQLite(t) }
 
 func newCleanup(st store.Store, log io.Writer) *Cleanup {
 	return New(Config{

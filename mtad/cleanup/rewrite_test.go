@@ -24,14 +24,14 @@ import (
 // (texthash, regexp, pcre) in a temporary directory and managed hash:
 // tables in the same database, all opened by the daemon's own Opener.
 type fixture struct {
-	t   *testing.T
+	t   testing.TB
 	st  store.Store
 	dir string
 	log strings.Builder
 	res *rewrite.Resolver
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	f := &fixture{t: t, st: sqliteStore(t), dir: t.TempDir()}
 	dest, err := matchlist.ParseDomains([]string{"example.com", "mail.example.com", "localhost"}, false)
 	if err != nil {
