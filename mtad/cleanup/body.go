@@ -105,14 +105,10 @@ func (ms *mimeScan) line(line []byte) {
 		ms.headerLine(line)
 		return
 	}
-	out := line
-	if ms.t.bodyChecks != nil && !ms.bodyDone && ms.checking() && ms.inspected < ms.limit {
-		ms.inspected += int64(len(line))
-		var more bool
-		out, more = ms.c.bodyLine(ms.ctx, ms.st, ms.env, ms.t.bodyChecks, line)
-		ms.bodyDone = !more
-	}
-	ms.write(out)
+	// Within a segment only the first body_checks_size_limit bytes count.
+	inspect := ms.inspected < ms.limit
+	ms.inspected += int64(len(line))
+	ms.bodyLine(line, inspect)
 }
 
 // boundary handles a line that opens a part or closes a multipart of an
@@ -140,16 +136,17 @@ func (ms *mimeScan) boundary(line []byte) bool {
 			continue
 		}
 		ms.inspected = 0
-		ms.boundaryLine(line)
+		ms.bodyLine(line, true)
 		return true
 	}
 	return false
 }
 
-// boundaryLine gives a boundary line to body_checks and writes it.
-func (ms *mimeScan) boundaryLine(line []byte) {
+// bodyLine gives a body or boundary line to body_checks, when inspect and
+// nothing has ended them, and writes what comes of it.
+func (ms *mimeScan) bodyLine(line []byte, inspect bool) {
 	out := line
-	if ms.t.bodyChecks != nil && !ms.bodyDone && ms.checking() {
+	if inspect && ms.t.bodyChecks != nil && !ms.bodyDone && ms.checking() {
 		var more bool
 		out, more = ms.c.bodyLine(ms.ctx, ms.st, ms.env, ms.t.bodyChecks, line)
 		ms.bodyDone = !more
@@ -239,10 +236,8 @@ func isMIMEField(f []byte) bool {
 func (c *Cleanup) bodyLine(ctx context.Context, st *state, env *envelope.Envelope, m *maps, line []byte) ([]byte, bool) {
 	text := strings.TrimRight(string(line), "\r\n")
 	eol := line[len(text):]
-	value, found, err := m.Find(ctx, text, false)
-	if err != nil {
-		c.log.Printf("cleanup", "warning: %s: %s map lookup problem -- message not accepted, try again later", st.queueID, m.Title)
-		st.errs |= statWrite
+	value, found, ok := c.findAction(ctx, st, m, text)
+	if !ok {
 		return line, false
 	}
 	if !found {
@@ -250,6 +245,9 @@ func (c *Cleanup) bodyLine(ctx context.Context, st *state, env *envelope.Envelop
 	}
 	cmd, arg := splitAction(value)
 	act := func(action, arg string) { c.actLog(st, env, action, "body", text, arg) }
+	if handled, _ := c.remember(st, m, cmd, arg, text, act); handled {
+		return line, true
+	}
 	switch strings.ToUpper(cmd) {
 	case "REJECT":
 		c.reject(st, arg)
@@ -262,36 +260,6 @@ func (c *Cleanup) bodyLine(ctx context.Context, st *state, env *envelope.Envelop
 	case "PASS":
 		act("pass", arg)
 		return line, false
-	case "WARN":
-		act("warning", arg)
-	case "INFO":
-		act("info", arg)
-	case "HOLD":
-		if st.hold == "" {
-			act("hold", arg)
-			st.hold = text
-		}
-	case "FILTER":
-		if strings.Contains(arg, ":") {
-			st.filter = arg
-			act("filter", arg)
-		} else {
-			c.log.Printf("cleanup", "warning: bad FILTER command %s in %s -- need transport:destination", arg, m.Title)
-		}
-	case "REDIRECT":
-		if strings.Contains(arg, "@") {
-			st.redirect = arg
-			act("redirect", arg)
-		} else {
-			c.log.Printf("cleanup", "warning: bad REDIRECT target \"%s\" in %s map -- need user@domain", arg, m.Title)
-		}
-	case "BCC":
-		if strings.Contains(arg, "@") {
-			act("bcc", arg)
-			st.bcc = append(st.bcc, arg)
-		} else {
-			c.log.Printf("cleanup", "warning: bad BCC address \"%s\" in %s map -- need user@domain", arg, m.Title)
-		}
 	case "IGNORE":
 		return nil, true
 	case "REPLACE":

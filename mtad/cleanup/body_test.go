@@ -53,7 +53,9 @@ func TestBodyChecks(t *testing.T) {
 		{name: "a header-like body line is body", body: "Subject: in body\r\n", reply: "550 5.7.1 header text in the body"},
 	}
 	for _, tc := range cases {
-		checkContent(t, f, c, tc.name, "Subject: reject me\r\n\r\n"+tc.body,
+		// The header matches a body_checks rule: a case that is stored
+		// shows that headers are not body lines.
+		checkContent(t, f, c, tc.name, "Subject: in body\r\n\r\n"+tc.body,
 			contentWant{reply: tc.reply, stored: tc.stored, in: tc.in, notIn: tc.notIn, log: tc.log, hold: tc.hold})
 	}
 

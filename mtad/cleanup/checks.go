@@ -35,41 +35,25 @@ func (c *Cleanup) headerChecks(ctx context.Context, st *state, env *envelope.Env
 			continue
 		}
 		hdr := logicalHeader(f)
-		value, found, err := m.Find(ctx, hdr, false)
-		if err != nil {
-			c.log.Printf("cleanup", "warning: %s: %s map lookup problem -- message not accepted, try again later", st.queueID, m.Title)
-			st.errs |= statWrite
-			out = append(out, f)
-			continue
-		}
-		if !found {
+		value, found, ok := c.findAction(ctx, st, m, hdr)
+		if !ok || !found {
 			out = append(out, f)
 			continue
 		}
 		cmd, text := splitAction(value)
 		act := func(action, text string) { c.actLog(st, env, action, "header", hdr, text) }
+		if handled, took := c.remember(st, m, cmd, text, hdr, act); handled {
+			if took && strings.EqualFold(cmd, "REDIRECT") {
+				filtering = false
+			}
+			out = append(out, f)
+			continue
+		}
 		switch strings.ToUpper(cmd) {
 		case "REJECT":
 			c.reject(st, text)
 			filtering = false
 			act("reject", st.reason)
-			out = append(out, f)
-		case "WARN":
-			act("warning", text)
-			out = append(out, f)
-		case "INFO":
-			act("info", text)
-			out = append(out, f)
-		case "FILTER":
-			switch {
-			case text == "":
-				c.log.Printf("cleanup", "warning: missing FILTER command argument in %s map", m.Title)
-			case !strings.Contains(text, ":"):
-				c.log.Printf("cleanup", "warning: bad FILTER command %s in %s -- need transport:destination", text, m.Title)
-			default:
-				st.filter = text
-				act("filter", text)
-			}
 			out = append(out, f)
 		case "PASS":
 			act("pass", text)
@@ -80,12 +64,6 @@ func (c *Cleanup) headerChecks(ctx context.Context, st *state, env *envelope.Env
 			act("discard", text)
 			st.discard = true
 			filtering = false
-			out = append(out, f)
-		case "HOLD":
-			if st.hold == "" && !st.discard {
-				act("hold", text)
-				st.hold = hdr
-			}
 			out = append(out, f)
 		case "PREPEND":
 			switch {
@@ -110,23 +88,6 @@ func (c *Cleanup) headerChecks(ctx context.Context, st *state, env *envelope.Env
 				act("replace", text)
 				out = append(out, []byte(text+"\r\n"))
 			}
-		case "REDIRECT":
-			if !strings.Contains(text, "@") {
-				c.log.Printf("cleanup", "warning: bad REDIRECT target \"%s\" in %s map -- need user@domain", text, m.Title)
-			} else {
-				st.redirect = text
-				act("redirect", text)
-				filtering = false
-			}
-			out = append(out, f)
-		case "BCC":
-			if !strings.Contains(text, "@") {
-				c.log.Printf("cleanup", "warning: bad BCC address \"%s\" in %s map -- need user@domain", text, m.Title)
-			} else {
-				act("bcc", text)
-				st.bcc = append(st.bcc, text)
-			}
-			out = append(out, f)
 		case "STRIP":
 			act("strip", text)
 		case "IGNORE":
@@ -238,4 +199,62 @@ func (c *Cleanup) reject(st *state, text string) {
 	} else {
 		st.errs |= statCont
 	}
+}
+
+// findAction looks key up in a check table. A lookup error fails the
+// message for now (ok false).
+func (c *Cleanup) findAction(ctx context.Context, st *state, m *maps, key string) (value string, found, ok bool) {
+	value, found, err := m.Find(ctx, key, false)
+	if err != nil {
+		c.log.Printf("cleanup", "warning: %s: %s map lookup problem -- message not accepted, try again later", st.queueID, m.Title)
+		st.errs |= statWrite
+		return "", false, false
+	}
+	return value, found, true
+}
+
+// remember carries out the actions header_checks and body_checks share
+// that only log, or that Submit acts on later: WARN, INFO, HOLD, FILTER,
+// REDIRECT and BCC (content is what HOLD names in its log). handled is
+// false for any other action; took is false when its argument was bad.
+func (c *Cleanup) remember(st *state, m *maps, cmd, text, content string, act func(action, text string)) (handled, took bool) {
+	switch strings.ToUpper(cmd) {
+	case "WARN":
+		act("warning", text)
+	case "INFO":
+		act("info", text)
+	case "HOLD":
+		if st.hold == "" && !st.discard {
+			act("hold", text)
+			st.hold = content
+		}
+	case "FILTER":
+		switch {
+		case text == "":
+			c.log.Printf("cleanup", "warning: missing FILTER command argument in %s map", m.Title)
+			return true, false
+		case !strings.Contains(text, ":"):
+			c.log.Printf("cleanup", "warning: bad FILTER command %s in %s -- need transport:destination", text, m.Title)
+			return true, false
+		}
+		st.filter = text
+		act("filter", text)
+	case "REDIRECT":
+		if !strings.Contains(text, "@") {
+			c.log.Printf("cleanup", "warning: bad REDIRECT target \"%s\" in %s map -- need user@domain", text, m.Title)
+			return true, false
+		}
+		st.redirect = text
+		act("redirect", text)
+	case "BCC":
+		if !strings.Contains(text, "@") {
+			c.log.Printf("cleanup", "warning: bad BCC address \"%s\" in %s map -- need user@domain", text, m.Title)
+			return true, false
+		}
+		act("bcc", text)
+		st.bcc = append(st.bcc, text)
+	default:
+		return false, false
+	}
+	return true, true
 }
