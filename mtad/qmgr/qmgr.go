@@ -672,16 +672,7 @@ func (q *Qmgr) logLine(service string, j *job, r store.ClaimedRecipient, res tra
 	if res.ConnUse > 1 {
 		connUse = fmt.Sprintf(", conn_use=%d", res.ConnUse)
 	}
-	status := res.Status.String()
-	if j.delivery.VerifyOnly {
-		// Postfix's words for a probe's outcome.
-		switch res.Status {
-		case transport.Sent:
-			status = "deliverable"
-		case transport.Bounced:
-			status = "undeliverable"
-		}
-	}
+	status := res.Status.LogWord(j.delivery.VerifyOnly)
 	q.log.Printf(service, "%s: to=<%s>%s, relay=%s%s, delay=%s, delays=%s, dsn=%s, status=%s (%s)",
 		r.QueueID, r.Address, orig, relay, connUse, total, delays, res.DSN, status, res.Text)
 }

@@ -78,6 +78,21 @@ func (s Status) String() string {
 	return "unknown"
 }
 
+// LogWord is the word after "status=" in a delivery agent's log line; an
+// address verification probe's outcome is deliverable or undeliverable, as
+// Postfix logs it.
+func (s Status) LogWord(verifyOnly bool) string {
+	if verifyOnly {
+		switch s {
+		case Sent:
+			return "deliverable"
+		case Bounced:
+			return "undeliverable"
+		}
+	}
+	return s.String()
+}
+
 // Result is the outcome of a Delivery for one recipient.
 type Result struct {
 	RecipientID int64

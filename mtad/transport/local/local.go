@@ -288,15 +288,7 @@ func (rq *request) logLeaves() {
 		if !strings.EqualFold(orig, l.to) {
 			o = fmt.Sprintf(", orig_to=<%s>", orig)
 		}
-		status := l.status.String()
-		if rq.d.VerifyOnly {
-			switch l.status {
-			case transport.Sent:
-				status = "deliverable"
-			case transport.Bounced:
-				status = "undeliverable"
-			}
-		}
+		status := l.status.LogWord(rq.d.VerifyOnly)
 		rq.t.cfg.Log.Printf(rq.t.cfg.Service, "%s: to=<%s>%s, relay=%s, delay=%s, delays=%s, dsn=%s, status=%s (%s)",
 			rq.d.QueueID, l.to, o, l.relay, total, delays, l.dsn, status, l.text)
 	}
