@@ -129,8 +129,11 @@ func (v *verifier) query(ctx context.Context, addr string) (string, string, erro
 		// A known answer, even while a refresh probe is on its way.
 		return e.Status, e.Reason, nil
 	}
-	// Wait for the probe's outcome: an update after the latest probe.
-	for i := 0; ; i++ {
+	// Wait for the probe's outcome, an update after the latest probe. The
+	// read above was the first of address_verify_poll_count polls, as in
+	// Postfix's verify client: a delay comes before each further one.
+	for i := 1; i < v.pollCount; i++ {
+		v.sleep(ctx, v.pollDelay)
 		e, found, err = v.st.VerifyGet(ctx, addr)
 		if err != nil {
 			return "", "", err
@@ -138,11 +141,8 @@ func (v *verifier) query(ctx context.Context, addr string) (string, string, erro
 		if found && e.Status != store.VerifyTodo && !e.Updated.Before(e.Probed) {
 			return e.Status, e.Reason, nil
 		}
-		if i+1 >= v.pollCount {
-			return store.VerifyTodo, inProgress, nil
-		}
-		v.sleep(ctx, v.pollDelay)
 	}
+	return store.VerifyTodo, inProgress, nil
 }
 
 // probe queues a probe message for addr through cleanup, so that it is
