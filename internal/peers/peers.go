@@ -514,3 +514,25 @@ func peerScript(t testing.TB) string {
 	t.Fatalf("peers: %s not found above the working directory", rel)
 	return ""
 }
+
+// ServeTCP listens on a free 127.0.0.1 port and runs handle for each
+// connection in its own goroutine, until the test ends: the accept loop of a
+// scripted test server. It returns the port.
+func ServeTCP(t testing.TB, handle func(net.Conn)) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("peers: %v", err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go handle(c)
+		}
+	}()
+	return l.Addr().(*net.TCPAddr).Port
+}

@@ -2,6 +2,7 @@ package smtpd
 
 import (
 	"bufio"
+	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"sqlmta/config"
+	"sqlmta/internal/peers"
 )
 
 // policyServer is a scripted policy server: it records each request's
@@ -25,24 +27,13 @@ type policyServer struct {
 
 func startPolicyServer(t *testing.T, answer func(map[string]string) string) *policyServer {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	ps := &policyServer{addr: l.Addr().String(), answer: answer}
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			ps.mu.Lock()
-			ps.conns++
-			ps.mu.Unlock()
-			go ps.serve(c)
-		}
-	}()
+	ps := &policyServer{answer: answer}
+	ps.addr = fmt.Sprintf("127.0.0.1:%d", peers.ServeTCP(t, func(c net.Conn) {
+		ps.mu.Lock()
+		ps.conns++
+		ps.mu.Unlock()
+		ps.serve(c)
+	}))
 	return ps
 }
 

@@ -34,24 +34,12 @@ type scriptServer struct {
 func startScriptServer(t *testing.T, pipelining bool, answer func(string) string) *scriptServer {
 	t.Helper()
 	ss := &scriptServer{pipelining: pipelining, answer: answer}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	ss.port = l.Addr().(*net.TCPAddr).Port
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			ss.mu.Lock()
-			ss.conns++
-			ss.mu.Unlock()
-			go ss.serve(c)
-		}
-	}()
+	ss.port = peers.ServeTCP(t, func(c net.Conn) {
+		ss.mu.Lock()
+		ss.conns++
+		ss.mu.Unlock()
+		ss.serve(c)
+	})
 	return ss
 }
 
