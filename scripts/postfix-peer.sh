@@ -5,6 +5,9 @@
 #        starts `postfix -c DIR/etc start-fg` in the background (its maillog goes to DIR/maillog, its pid to DIR/pid)
 #        and returns once smtpd accepts connections on 127.0.0.1:PORT. It relays every message to RELAYHOST
 #        (e.g. "[127.0.0.1]:2526"). Extra main.cf lines may be given in $POSTFIX_PEER_EXTRA_MAIN_CF.
+#        With $POSTFIX_PEER_NAMESERVER set to an IP address, smtpd runs chrooted in DIR/queue with a resolv.conf
+#        naming that server (port 53) and an empty hosts file: Postfix resolves through the system resolver,
+#        and this gives it a private one without touching /etc.
 # stop DIR: stops that instance and waits until its master has exited. Stopping a stopped instance is fine.
 #
 # Both internal/peers (Go tests) and scripts/bench.sh use this script, so the Postfix set-up lives only here.
@@ -67,9 +70,20 @@ start() {
 
 	# The system master.cf with smtpd moved to our port. Debian's copy runs services chrooted in the queue
 	# directory, which needs /etc files copied in; a throwaway instance runs them unchrooted instead.
-	awk -v listen="127.0.0.1:$port" '
+	# The chroot is set here, before the first smtpd starts: set by a reload, the smtpd that the readiness
+	# probe below started would live on unchrooted for a while and answer with the system's resolver.
+	local chroot=n ns="${POSTFIX_PEER_NAMESERVER:-}"
+	if [ -n "$ns" ]; then
+		chroot=y
+		mkdir -p "$dir/queue/etc"
+		printf 'nameserver %s\noptions timeout:2 attempts:1\n' "$ns" >"$dir/queue/etc/resolv.conf"
+		: >"$dir/queue/etc/hosts"
+		echo 'hosts: files dns' >"$dir/queue/etc/nsswitch.conf"
+		if [ -f /etc/localtime ]; then cp /etc/localtime "$dir/queue/etc/localtime"; fi
+	fi
+	awk -v listen="127.0.0.1:$port" -v chroot="$chroot" '
 		/^[#[:space:]]/ || NF < 8 { print; next }
-		$1 == "smtp" && $2 == "inet" { print listen "\tinet\tn\t-\tn\t-\t-\tsmtpd"; next }
+		$1 == "smtp" && $2 == "inet" { print listen "\tinet\tn\t-\t" chroot "\t-\t-\tsmtpd"; next }
 		$2 == "inet" { print "#" $0; next }   # no other listeners (submission etc.) on shared ports
 		{ $5 = "n"; print }
 	' /etc/postfix/master.cf >"$dir/etc/master.cf"

@@ -413,6 +413,9 @@ type PostfixOptions struct {
 	Relayhost string
 	// ExtraMainCf is appended to the generated main.cf (one "name = value" per line).
 	ExtraMainCf string
+	// Nameserver, an IP address, makes smtpd resolve through the DNS server on its port 53 (smtpd runs
+	// chrooted in the queue directory with its own resolv.conf).
+	Nameserver string
 }
 
 // Postfix is a running private Postfix instance (see scripts/postfix-peer.sh).
@@ -446,7 +449,7 @@ func StartPostfix(t testing.TB, opts PostfixOptions) *Postfix {
 		}
 	})
 	cmd := exec.Command(p.script, "start", p.dir, strconv.Itoa(p.port), opts.Relayhost)
-	cmd.Env = append(os.Environ(), "POSTFIX_PEER_EXTRA_MAIN_CF="+opts.ExtraMainCf)
+	cmd.Env = append(os.Environ(), "POSTFIX_PEER_EXTRA_MAIN_CF="+opts.ExtraMainCf, "POSTFIX_PEER_NAMESERVER="+opts.Nameserver)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("peers: starting postfix: %v\n%s", err, out)
 	}
