@@ -571,6 +571,10 @@ func (c *Cleanup) writeReceived(w *bytes.Buffer, env *envelope.Envelope, now tim
 	if proto == "" {
 		proto = "local"
 	}
+	if env.TLS {
+		// RFC 3848's name for the transmission type.
+		proto += "S"
+	}
 	if env.ClientAddr != "" {
 		helo := env.Helo
 		if helo == "" {

@@ -15,6 +15,7 @@ type Envelope struct {
 	ClientAddr string // client IP address, without brackets
 	Helo       string // HELO/EHLO argument, "" if none
 	Protocol   string // "SMTP" or "ESMTP"
+	TLS        bool   // received over TLS: the Received header says ESMTPS
 	// UID is the submitting user's uid for mail from the maildrop (the
 	// file's owner), for pickup's "Received: … (Postfix, from userid N)";
 	// "" for everything else.

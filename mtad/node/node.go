@@ -574,6 +574,8 @@ func (n *Node) smtpdConfig(cfg *config.Config, res *rewrite.Resolver, maps *mapo
 	}
 	c.DNS, err = smtpdDNSConfig(cfg, res)
 	must(err)
+	c.TLS, err = n.smtpdTLS(cfg)
+	must(err)
 	c.Etrn, err = etrnFlush(cfg, n.st, maps)
 	must(err)
 	return c, errors.Join(errs...)

@@ -234,16 +234,6 @@ func (s *session) cmdAuth(string) (bool, error) {
 	return false, nil
 }
 
-// cmdStarttls: TLS is not offered.
-func (s *session) cmdStarttls(args string) (bool, error) {
-	if args != "" {
-		s.reply("501 5.5.4 Syntax: STARTTLS")
-		return false, nil
-	}
-	s.reply("502 5.5.1 Error: command not implemented")
-	return false, nil
-}
-
 // cmdXclient answers XCLIENT and XFORWARD from clients not in
 // smtpd_authorized_xclient_hosts/xforward_hosts (empty by default).
 func (s *session) cmdXclient(string) (bool, error) {

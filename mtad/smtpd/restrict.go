@@ -797,7 +797,9 @@ func (s *session) restriction(lname, name, table string, rest []string, replyNam
 		time.Sleep(time.Duration(n) * time.Second)
 		return dunno
 	case "reject_plaintext_session":
-		// There is no TLS in this smtpd yet, so every session is plaintext.
+		if s.tls != nil {
+			return dunno
+		}
 		return s.checkReject(errPolicy, c.PlaintextReject, "4.7.1", "Session encryption is required")
 	case "permit_mynetworks":
 		if s.cfg.MyNetworks.Contains(s.ip) {

@@ -114,6 +114,9 @@ type Config struct {
 	UnverifiedRecipientReason string
 	UnverifiedSenderReason    string
 
+	// TLS is STARTTLS and its policy (tls.go); the zero value offers none.
+	TLS TLSConfig
+
 	SpoolMemory int64  // DATA kept in memory up to this many bytes (0 = 1 MiB)
 	SpoolDir    string // temp files ("" = os.TempDir())
 	Log         *maillog.Logger

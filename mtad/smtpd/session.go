@@ -2,6 +2,7 @@ package smtpd
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -47,8 +48,9 @@ type session struct {
 	// reverseName is the PTR name even when it does not resolve back
 	// (check_reverse_client_hostname_access), or "unknown".
 	reverseName string
-	dns         dnsState   // name lookup outcome and DNSBL memo (dns.go)
-	bdat        *bdatState // a message arriving in BDAT chunks
+	tls         *tls.ConnectionState // nil until STARTTLS (tls.go)
+	dns         dnsState             // name lookup outcome and DNSBL memo (dns.go)
+	bdat        *bdatState           // a message arriving in BDAT chunks
 	helo        string
 	protocol    string // "SMTP" until EHLO
 	where       string // last command, for "lost connection after X"
@@ -121,7 +123,15 @@ func (s *session) serve() {
 	defer s.conn.Close()
 	s.identify()
 	s.logf("connect from %s", s.namaddr())
-	reason := s.loop()
+	var reason string
+	if s.cfg.TLS.WrapperMode {
+		if s.handshake() != nil {
+			reason = "lost connection"
+		}
+	}
+	if reason == "" {
+		reason = s.loop()
+	}
 	s.flush()
 	if reason != "" && !(reason == "lost connection" && s.where == "END-OF-MESSAGE") {
 		s.logf("%s after %s from %s", reason, s.where, s.namaddr())
@@ -411,6 +421,9 @@ func (s *session) command(line string) error {
 		s.errorCount++
 		return nil
 	}
+	if s.needsTLS(cmd) {
+		handler = s.refuseBeforeTLS
+	}
 	s.where = strings.ToUpper(cmd)
 	ok, err := handler(args)
 	s.count(cmd, ok)
@@ -506,7 +519,11 @@ func (s *session) cmdEhlo(args string) (bool, error) {
 		lines = append(lines, "SIZE")
 	}
 	// disable_vrfy_command=no is Postfix's default, and VRFY is announced.
-	lines = append(lines, "VRFY", "ETRN", "ENHANCEDSTATUSCODES", "8BITMIME", "DSN", "SMTPUTF8", "CHUNKING")
+	lines = append(lines, "VRFY", "ETRN")
+	if s.tlsOffered() {
+		lines = append(lines, "STARTTLS")
+	}
+	lines = append(lines, "ENHANCEDSTATUSCODES", "8BITMIME", "DSN", "SMTPUTF8", "CHUNKING")
 	for i, l := range lines {
 		sep := "-"
 		if i == len(lines)-1 {
@@ -830,6 +847,7 @@ func (s *session) finishMessage(buf *spool.Buffer, tooBig bool, writeErr error, 
 		ClientAddr: s.addr,
 		Helo:       s.helo,
 		Protocol:   s.protocol,
+		TLS:        s.tls != nil,
 		BodyType:   s.bodyType,
 		SMTPUTF8:   s.smtputf8,
 		EnvID:      s.envID,

@@ -3,16 +3,11 @@ package smtp
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
+	"sqlmta/internal/testcert"
 	"strings"
 	"sync"
 	"testing"
@@ -182,25 +177,7 @@ func (ts *testServer) counts() (sessions, logouts int) {
 	return ts.sessions, ts.logouts
 }
 
-func selfSigned(t *testing.T) *tls.Config {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "mx.test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		DNSNames:     []string{"mx.test"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
-}
+func selfSigned(t *testing.T) *tls.Config { return testcert.Server(t, "mx.test") }
 
 // dnsServer is a real DNS server on 127.0.0.1 answering from a zone the test
 // gives in master-file syntax. Names listed in servfail answer SERVFAIL.
