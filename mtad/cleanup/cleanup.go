@@ -571,9 +571,12 @@ func (c *Cleanup) writeReceived(w *bytes.Buffer, env *envelope.Envelope, now tim
 	if proto == "" {
 		proto = "local"
 	}
+	// RFC 3848's names for the transmission type.
 	if env.TLS {
-		// RFC 3848's name for the transmission type.
 		proto += "S"
+	}
+	if env.SASLUser != "" {
+		proto += "A"
 	}
 	if env.ClientAddr != "" {
 		helo := env.Helo
@@ -585,6 +588,9 @@ func (c *Cleanup) writeReceived(w *bytes.Buffer, env *envelope.Envelope, now tim
 			name = "unknown"
 		}
 		fmt.Fprintf(w, "Received: from %s (%s [%s])\r\n", helo, name, env.ClientAddr)
+		if env.SASLUser != "" && env.SASLHeader {
+			fmt.Fprintf(w, "\t(Authenticated sender: %s)\r\n", env.SASLUser)
+		}
 		fmt.Fprintf(w, "\tby %s (%s) with %s id %s", c.cfg.Hostname, c.cfg.MailName, proto, env.QueueID)
 		// smtpd names the recipient when the client gave exactly one, as given.
 		if len(env.Recipients) == 1 {

@@ -111,3 +111,32 @@ func TestSubmitStoreFailureIs451(t *testing.T) {
 		t.Fatalf("Submit on a closed store = %v, want 451 4.3.0", err)
 	}
 }
+
+// TestReceivedTLSAndAuth: mail received over TLS from an authenticated
+// client says ESMTPSA (RFC 3848) and, with smtpd_sasl_authenticated_header,
+// names the login on its own line, as Postfix writes it.
+func TestReceivedTLSAndAuth(t *testing.T) {
+	st := sqliteStore(t)
+	c := newCleanup(st, io.Discard)
+	for _, tc := range []struct {
+		id     string
+		tls    bool
+		user   string
+		header bool
+		want   string
+	}{
+		{"T1", true, "", false, `^Received: from h \(client\.example \[192\.0\.2\.7\]\)\r\n\tby mx\.example\.com \(Postfix\) with ESMTPS id T1\r\n`},
+		{"T2", false, "ann", false, `^Received: from h \(client\.example \[192\.0\.2\.7\]\)\r\n\tby mx\.example\.com \(Postfix\) with ESMTPA id T2\r\n`},
+		{"T3", true, "ann", true, `^Received: from h \(client\.example \[192\.0\.2\.7\]\)\r\n\t\(Authenticated sender: ann\)\r\n\tby mx\.example\.com \(Postfix\) with ESMTPSA id T3\r\n`},
+	} {
+		env := &envelope.Envelope{QueueID: tc.id, Sender: "a@b.example", ClientAddr: "192.0.2.7", ClientName: "client.example",
+			Helo: "h", Protocol: "ESMTP", TLS: tc.tls, SASLUser: tc.user, SASLHeader: tc.header,
+			Recipients: []envelope.Recipient{{Address: "c@d.example"}}}
+		if err := c.Submit(context.Background(), env, strings.NewReader("Subject: s\r\n\r\nb\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		if got := stored(t, st, tc.id); !regexp.MustCompile(tc.want).MatchString(got) {
+			t.Errorf("%s: want %s, got:\n%q", tc.id, tc.want, got)
+		}
+	}
+}

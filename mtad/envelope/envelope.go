@@ -16,6 +16,8 @@ type Envelope struct {
 	Helo       string // HELO/EHLO argument, "" if none
 	Protocol   string // "SMTP" or "ESMTP"
 	TLS        bool   // received over TLS: the Received header says ESMTPS
+	SASLUser   string // the client's SASL login, "" if none (ESMTPA)
+	SASLHeader bool   // smtpd_sasl_authenticated_header: name SASLUser in Received
 	// UID is the submitting user's uid for mail from the maildrop (the
 	// file's owner), for pickup's "Received: … (Postfix, from userid N)";
 	// "" for everything else.

@@ -13,7 +13,7 @@ import (
 
 // Logger writes mail log lines. It is safe for concurrent use.
 type Logger struct {
-	mu   sync.Mutex
+	mu   *sync.Mutex // shared with the Loggers WithName makes: one writer
 	w    io.Writer
 	host string // short host name, as syslog writes it
 	name string // syslog_name, "postfix" by default
@@ -33,7 +33,18 @@ func New(w io.Writer, host, name string) *Logger {
 	if name == "" {
 		name = "postfix"
 	}
-	return &Logger{w: w, host: host, name: name, pid: os.Getpid(), now: time.Now}
+	return &Logger{mu: new(sync.Mutex), w: w, host: host, name: name, pid: os.Getpid(), now: time.Now}
+}
+
+// WithName returns a Logger for the same log under another syslog_name, as
+// a master.cf service's "-o syslog_name=postfix/submission" gives its smtpd.
+func (l *Logger) WithName(name string) *Logger {
+	if l == nil || name == "" || name == l.name {
+		return l
+	}
+	c := *l
+	c.name = name
+	return &c
 }
 
 // Discard returns a Logger that writes nothing (for unit tests of one stage).

@@ -62,6 +62,7 @@ type Node struct {
 	maps     *mapopen.Opener
 	oldMaps  []*mapopen.Opener // replaced on SIGHUP; closed at Stop
 	host     *hostState        // pid file and pickup (pickup.go)
+	sasl     saslClients       // Dovecot auth clients (sasl.go)
 
 	qmgrDone chan error
 	cancel   context.CancelFunc
@@ -460,9 +461,11 @@ func (n *Node) smtpdConfig(cfg *config.Config, res *rewrite.Resolver, maps *mapo
 		Qualify:               res.Qualify,
 		Validate:              recipientValidator(cfg, res, maps),
 		RelayDomains:          relayDomains(res),
+		SenderLoginMaps:       cfg.List("smtpd_sender_login_maps"),
+		LocalpartLookup:       res.LocalpartLookup,
 		AuthDestination:       res.AuthDestination,
 		SpoolDir:              cfg.Get("data_directory"),
-		Log:                   n.log,
+		Log:                   n.log.WithName(cfg.Get("syslog_name")),
 		// content_filter and local_header_rewrite_clients are smtpd's to
 		// pass to cleanup, so a service's -o overrides count.
 		Submitter: n.cleanup.Service(cfg.Get("content_filter"), append([]string{}, cfg.List("local_header_rewrite_clients")...)).
@@ -575,6 +578,8 @@ func (n *Node) smtpdConfig(cfg *config.Config, res *rewrite.Resolver, maps *mapo
 	c.DNS, err = smtpdDNSConfig(cfg, res)
 	must(err)
 	c.TLS, err = n.smtpdTLS(cfg)
+	must(err)
+	c.SASL, err = n.smtpdSASL(cfg)
 	must(err)
 	c.Etrn, err = etrnFlush(cfg, n.st, maps)
 	must(err)
@@ -701,6 +706,7 @@ func (n *Node) Stop(ctx context.Context) error {
 	errs = append(errs, <-n.qmgrDone)
 	n.smtpTr.Close()
 	n.lmtpTr.Close()
+	n.sasl.close()
 	for _, o := range n.oldMaps {
 		errs = append(errs, o.Close())
 	}

@@ -228,12 +228,6 @@ func (s *session) cmdEtrn(args string) (bool, error) {
 	return true, nil
 }
 
-// cmdAuth: SASL is not offered.
-func (s *session) cmdAuth(string) (bool, error) {
-	s.reply("503 5.5.1 Error: authentication not enabled")
-	return false, nil
-}
-
 // cmdXclient answers XCLIENT and XFORWARD from clients not in
 // smtpd_authorized_xclient_hosts/xforward_hosts (empty by default).
 func (s *session) cmdXclient(string) (bool, error) {

@@ -76,20 +76,24 @@ var knownRestrictions = map[string]bool{
 	"defer_if_permit": true, "defer_if_reject": true, "warn_if_reject": true,
 	"permit_mynetworks": true, "permit_inet_interfaces": true, "permit_sasl_authenticated": true,
 	"reject_unauth_destination": true, "defer_unauth_destination": true, "permit_auth_destination": true,
-	"check_relay_domains":           true,
-	"reject_invalid_helo_hostname":  true,
-	"reject_invalid_hostname":       true,
-	"reject_non_fqdn_helo_hostname": true,
-	"reject_non_fqdn_hostname":      true,
-	"permit_naked_ip_address":       true,
-	"reject_non_fqdn_sender":        true,
-	"reject_non_fqdn_recipient":     true,
-	"reject_unauth_pipelining":      true,
-	"reject_multi_recipient_bounce": true,
-	"reject_plaintext_session":      true,
-	"reject_unlisted_sender":        true,
-	"reject_unlisted_recipient":     true,
-	"check_recipient_maps":          true,
+	"check_relay_domains":                          true,
+	"reject_invalid_helo_hostname":                 true,
+	"reject_invalid_hostname":                      true,
+	"reject_non_fqdn_helo_hostname":                true,
+	"reject_non_fqdn_hostname":                     true,
+	"permit_naked_ip_address":                      true,
+	"reject_non_fqdn_sender":                       true,
+	"reject_non_fqdn_recipient":                    true,
+	"reject_unauth_pipelining":                     true,
+	"reject_multi_recipient_bounce":                true,
+	"reject_plaintext_session":                     true,
+	"reject_unlisted_sender":                       true,
+	"reject_unlisted_recipient":                    true,
+	"check_recipient_maps":                         true,
+	"reject_sender_login_mismatch":                 true,
+	"reject_authenticated_sender_login_mismatch":   true,
+	"reject_known_sender_login_mismatch":           true,
+	"reject_unauthenticated_sender_login_mismatch": true,
 }
 
 // mapCommands take a "type:table" argument.
@@ -103,14 +107,12 @@ var mapCommands = map[string]bool{
 	"check_sasl_access":                    true,
 }
 
-// notYet are restrictions that need TLS or SASL;
-// they come in a later slice. They are refused at start-up, never treated
-// as a silent permit.
+// notYet are restrictions on TLS client certificates, which smtpd does not
+// ask for yet. They are refused at start-up, never treated as a silent
+// permit.
 var notYet = map[string]bool{
 	"check_ccert_access":     true,
 	"permit_tls_clientcerts": true, "permit_tls_all_clientcerts": true,
-	"reject_sender_login_mismatch": true, "reject_authenticated_sender_login_mismatch": true,
-	"reject_known_sender_login_mismatch": true, "reject_unauthenticated_sender_login_mismatch": true,
 }
 
 // defaultRelayRestrictions is smtpd_relay_restrictions at compatibility
@@ -163,6 +165,9 @@ func compileLists(cfg Config) (*compiled, error) {
 		return nil, err
 	}
 	if err := c.compileDNS(); err != nil {
+		return nil, err
+	}
+	if err := c.openSenderLoginMaps(); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -811,8 +816,6 @@ func (s *session) restriction(lname, name, table string, rest []string, replyNam
 			return permit
 		}
 		return dunno
-	case "permit_sasl_authenticated":
-		return dunno // no AUTH yet
 	case "check_client_access":
 		st, _ := s.checkNamAddrAccess(table, s.name, s.addr, s.namaddr(), classClient)
 		return st
@@ -845,8 +848,6 @@ func (s *session) restriction(lname, name, table string, rest []string, replyNam
 			return s.checkMailAccess(table, s.chk.rcpt, s.chk.rcpt, classRecipient)
 		}
 		return dunno
-	case "check_sasl_access":
-		return dunno // no SASL login, so nothing to look up
 	case "reject_invalid_helo_hostname", "reject_invalid_hostname":
 		if !s.chk.haveHelo {
 			return dunno
@@ -941,6 +942,9 @@ func (s *session) restriction(lname, name, table string, rest []string, replyNam
 			}
 		}
 		ignored()
+		return st
+	}
+	if st, ok := s.saslRestriction(lname, table, replyName, replyClass); ok {
 		return st
 	}
 	if dnsRestrictions[lname] || dnsArgRestrictions[lname] || dnsMapCommands[lname] != 0 {

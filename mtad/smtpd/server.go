@@ -116,6 +116,14 @@ type Config struct {
 
 	// TLS is STARTTLS and its policy (tls.go); the zero value offers none.
 	TLS TLSConfig
+	// SASL is SMTP AUTH (auth.go); the zero value offers none.
+	SASL SASLConfig
+	// SenderLoginMaps is smtpd_sender_login_maps: sender address → the
+	// SASL logins that own it, for the *_sender_login_mismatch restrictions.
+	SenderLoginMaps []string
+	// LocalpartLookup says whether a domain is $myorigin or local, where
+	// mail_addr_find also tries the bare localpart (nil: never).
+	LocalpartLookup func(domain string) bool
 
 	SpoolMemory int64  // DATA kept in memory up to this many bytes (0 = 1 MiB)
 	SpoolDir    string // temp files ("" = os.TempDir())
@@ -163,6 +171,7 @@ type compiled struct {
 	classes              map[string][]string
 	maps                 map[string]mapdrivers.Map
 	policies             map[string]*policyClient // by check_policy_service argument
+	senderLogin          rewrite.Tables           // smtpd_sender_login_maps opened
 	notifyMask           errClass
 }
 

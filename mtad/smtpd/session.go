@@ -49,6 +49,7 @@ type session struct {
 	// (check_reverse_client_hostname_access), or "unknown".
 	reverseName string
 	tls         *tls.ConnectionState // nil until STARTTLS (tls.go)
+	auth        authState            // the SASL login (auth.go)
 	dns         dnsState             // name lookup outcome and DNSBL memo (dns.go)
 	bdat        *bdatState           // a message arriving in BDAT chunks
 	helo        string
@@ -472,6 +473,7 @@ func (s *session) resetTx() {
 	s.smtputf8 = false
 	s.queueID = ""
 	s.instance = ""
+	s.auth.sender = ""
 	s.rcpts = nil
 	s.overshoot = 0
 	s.msgSizeArg = 0
@@ -523,6 +525,7 @@ func (s *session) cmdEhlo(args string) (bool, error) {
 	if s.tlsOffered() {
 		lines = append(lines, "STARTTLS")
 	}
+	lines = s.ehloAuth(lines)
 	lines = append(lines, "ENHANCEDSTATUSCODES", "8BITMIME", "DSN", "SMTPUTF8", "CHUNKING")
 	for i, l := range lines {
 		sep := "-"
@@ -556,7 +559,7 @@ func (s *session) cmdMail(args string) (bool, error) {
 	}
 	var size int64
 	var bodyType, envID, ret string
-	var utf8Flag, haveEnvID bool
+	var utf8Flag, haveEnvID, haveAuth bool
 	for _, p := range params {
 		key, val, _ := strings.Cut(p, "=")
 		switch k := strings.ToUpper(key); {
@@ -592,6 +595,12 @@ func (s *session) cmdMail(args string) (bool, error) {
 				return false, nil
 			}
 			envID, haveEnvID = dec, true
+		case k == "AUTH" && strings.Contains(p, "=") && s.authActive():
+			if r := s.mailAuthParam(val, haveAuth); r != "" {
+				s.reply("%s", r)
+				return false, nil
+			}
+			haveAuth = true
 		default:
 			s.reply("555 5.5.4 Unsupported option: %s", p)
 			return false, nil
@@ -690,7 +699,11 @@ func (s *session) cmdRcpt(args string) (bool, error) {
 	}
 	if s.queueID == "" {
 		s.queueID = queueid.New()
-		s.logf("%s: client=%s", s.queueID, s.namaddr())
+		if s.auth.user != "" {
+			s.logf("%s: client=%s, sasl_method=%s, sasl_username=%s", s.queueID, s.namaddr(), s.auth.method, s.auth.user)
+		} else {
+			s.logf("%s: client=%s", s.queueID, s.namaddr())
+		}
 	}
 	orig := token
 	if len(orig) >= 2 && orig[0] == '<' && orig[len(orig)-1] == '>' {
@@ -848,6 +861,8 @@ func (s *session) finishMessage(buf *spool.Buffer, tooBig bool, writeErr error, 
 		Helo:       s.helo,
 		Protocol:   s.protocol,
 		TLS:        s.tls != nil,
+		SASLUser:   s.auth.user,
+		SASLHeader: s.cfg.SASL.AuthenticatedHeader,
 		BodyType:   s.bodyType,
 		SMTPUTF8:   s.smtputf8,
 		EnvID:      s.envID,

@@ -78,6 +78,8 @@ func (s *session) cmdStarttls(args string) (bool, error) {
 	s.resetTx()
 	s.helo = ""
 	s.protocol = "SMTP"
+	// The mechanisms on offer change with TLS.
+	s.auth = authState{}
 	return true, nil
 }
 
