@@ -2,8 +2,12 @@ package node
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 
 	"sqlmta/config"
 	"sqlmta/mtad/smtpd"
@@ -92,5 +96,71 @@ func (n *Node) smtpdTLS(cfg *config.Config) (smtpd.TLSConfig, error) {
 		errs = append(errs, fmt.Errorf("%s: %w", protocols, err))
 	}
 	t.Server = &tls.Config{Certificates: certs, MinVersion: minV, MaxVersion: maxV}
+	errs = append(errs, n.smtpdClientCerts(cfg, &t))
 	return t, errors.Join(errs...)
+}
+
+// smtpdClientCerts reads the client-certificate parameters: whether to
+// ask (smtpd_tls_ask_ccert) or, at level encrypt, to require a trusted
+// certificate (smtpd_tls_req_ccert), the CAs that make one trusted, the
+// fingerprint digest and relay_clientcerts.
+func (n *Node) smtpdClientCerts(cfg *config.Config, t *smtpd.TLSConfig) error {
+	ask, err := cfg.Bool("smtpd_tls_ask_ccert")
+	if err != nil {
+		return err
+	}
+	req, err := cfg.Bool("smtpd_tls_req_ccert")
+	if err != nil {
+		return err
+	}
+	if req && !t.Enforce {
+		n.log.Printf("smtpd", "warning: smtpd_tls_req_ccert: can't require client certs unless TLS is required; ignored")
+		req = false
+	}
+	t.Digest = cfg.Get("smtpd_tls_fingerprint_digest")
+	switch strings.ToLower(t.Digest) {
+	case "md5", "sha1", "sha256", "sha512":
+	default:
+		return fmt.Errorf("smtpd_tls_fingerprint_digest: unsupported digest %q (md5, sha1, sha256 or sha512)", t.Digest)
+	}
+	t.RelayClientCerts = cfg.Get("relay_clientcerts")
+	var pems [][]byte
+	if f := cfg.Get("smtpd_tls_CAfile"); f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return fmt.Errorf("smtpd_tls_CAfile: %w", err)
+		}
+		pems = append(pems, b)
+	}
+	if d := cfg.Get("smtpd_tls_CApath"); d != "" {
+		files, err := filepath.Glob(filepath.Join(d, "*.pem"))
+		if err != nil {
+			return fmt.Errorf("smtpd_tls_CApath: %w", err)
+		}
+		for _, f := range files {
+			if b, err := os.ReadFile(f); err == nil {
+				pems = append(pems, b)
+			}
+		}
+	}
+	if len(pems) > 0 {
+		t.ClientCAs = x509.NewCertPool()
+		for _, b := range pems {
+			if !t.ClientCAs.AppendCertsFromPEM(b) {
+				return fmt.Errorf("smtpd_tls_CAfile/CApath: no certificate in PEM data")
+			}
+		}
+	}
+	switch {
+	case req:
+		// Only a trusted certificate lets the handshake finish.
+		t.Server.ClientAuth = tls.RequireAndVerifyClientCert
+		t.Server.ClientCAs = t.ClientCAs
+		if t.ClientCAs == nil {
+			return fmt.Errorf("smtpd_tls_req_ccert = yes needs smtpd_tls_CAfile or smtpd_tls_CApath")
+		}
+	case ask:
+		t.Server.ClientAuth = tls.RequestClientCert
+	}
+	return nil
 }

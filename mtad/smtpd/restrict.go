@@ -90,6 +90,8 @@ var knownRestrictions = map[string]bool{
 	"reject_unlisted_sender":                       true,
 	"reject_unlisted_recipient":                    true,
 	"check_recipient_maps":                         true,
+	"permit_tls_clientcerts":                       true,
+	"permit_tls_all_clientcerts":                   true,
 	"reject_sender_login_mismatch":                 true,
 	"reject_authenticated_sender_login_mismatch":   true,
 	"reject_known_sender_login_mismatch":           true,
@@ -105,14 +107,7 @@ var mapCommands = map[string]bool{
 	"check_sender_access":                  true,
 	"check_recipient_access":               true,
 	"check_sasl_access":                    true,
-}
-
-// notYet are restrictions on TLS client certificates, which smtpd does not
-// ask for yet. They are refused at start-up, never treated as a silent
-// permit.
-var notYet = map[string]bool{
-	"check_ccert_access":     true,
-	"permit_tls_clientcerts": true, "permit_tls_all_clientcerts": true,
+	"check_ccert_access":                   true,
 }
 
 // defaultRelayRestrictions is smtpd_relay_restrictions at compatibility
@@ -169,6 +164,11 @@ func compileLists(cfg Config) (*compiled, error) {
 	}
 	if err := c.openSenderLoginMaps(); err != nil {
 		return nil, err
+	}
+	if spec := c.TLS.RelayClientCerts; spec != "" {
+		if err := c.openMap("relay_clientcerts", spec); err != nil {
+			return nil, err
+		}
 	}
 	return c, nil
 }
@@ -236,8 +236,6 @@ func (c *compiled) validate(param string, list []string) error {
 			}
 		case knownRestrictions[name]:
 		case c.classes[list[i]] != nil:
-		case notYet[name]:
-			return fmt.Errorf("%s: restriction %q is not supported yet", param, list[i])
 		default:
 			return fmt.Errorf("%s: unknown smtpd restriction: %q", param, list[i])
 		}
@@ -309,6 +307,7 @@ const (
 	classSender    = "Sender address"
 	classRecipient = "Recipient address"
 	classSASL      = "SASL login name"
+	classCcert     = "Client certificate"
 	classData      = "Data command"
 	classEOD       = "End-of-data"
 	classEtrn      = "Etrn command"
@@ -947,17 +946,16 @@ func (s *session) restriction(lname, name, table string, rest []string, replyNam
 	if st, ok := s.saslRestriction(lname, table, replyName, replyClass); ok {
 		return st
 	}
+	if st, ok := s.ccertRestriction(lname, table); ok {
+		return st
+	}
 	if dnsRestrictions[lname] || dnsArgRestrictions[lname] || dnsMapCommands[lname] != 0 {
 		return s.dnsRestriction(lname, table, replyName, replyClass)
 	}
 	if sub, ok := s.cfg.classes[name]; ok {
 		return s.generic(sub, replyName, replyClass, s.defACLFor(replyClass))
 	}
-	if notYet[lname] {
-		s.logf("warning: restriction %q is not supported yet", name)
-	} else {
-		s.logf("warning: unknown smtpd restriction: \"%s\"", name)
-	}
+	s.logf("warning: unknown smtpd restriction: \"%s\"", name)
 	return s.serverError()
 }
 

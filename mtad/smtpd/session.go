@@ -49,6 +49,7 @@ type session struct {
 	// (check_reverse_client_hostname_access), or "unknown".
 	reverseName string
 	tls         *tls.ConnectionState // nil until STARTTLS (tls.go)
+	ccert       clientCert           // the client's certificate (ccert.go)
 	auth        authState            // the SASL login (auth.go)
 	dns         dnsState             // name lookup outcome and DNSBL memo (dns.go)
 	bdat        *bdatState           // a message arriving in BDAT chunks

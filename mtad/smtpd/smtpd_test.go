@@ -365,10 +365,6 @@ func TestNewValidatesRestrictions(t *testing.T) {
 	if _, err := New(cfg); err == nil || err.Error() != `smtpd_recipient_restrictions: unknown smtpd restriction: "reject_bogus"` {
 		t.Errorf("unknown restriction: %v", err)
 	}
-	cfg.RecipientRestrictions = []string{"permit_tls_clientcerts", "reject_unauth_destination"}
-	if _, err := New(cfg); err == nil || err.Error() != `smtpd_recipient_restrictions: restriction "permit_tls_clientcerts" is not supported yet` {
-		t.Errorf("TLS client certificates: %v", err)
-	}
 	cfg.RecipientRestrictions = []string{"check_recipient_access", "hash:/etc/postfix/access", "reject_unauth_destination"}
 	if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), "no map opener") {
 		t.Errorf("table without opener: %v", err)

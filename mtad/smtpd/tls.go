@@ -2,6 +2,7 @@ package smtpd
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"strings"
@@ -25,6 +26,23 @@ type TLSConfig struct {
 	HandshakeTimeout time.Duration
 	// LogLevel is smtpd_tls_loglevel: 1 and up log each TLS session.
 	LogLevel int
+	// ClientCAs is smtpd_tls_CAfile: the CAs whose client certificates
+	// are trusted (permit_tls_all_clientcerts). Server must ask for
+	// certificates (smtpd_tls_ask_ccert: tls.RequestClientCert) for any
+	// of the client-certificate restrictions to see one.
+	ClientCAs *x509.CertPool
+	// Digest is smtpd_tls_fingerprint_digest: md5, sha1, sha256 or sha512.
+	Digest string
+	// RelayClientCerts is relay_clientcerts, the table of fingerprints
+	// permit_tls_clientcerts allows.
+	RelayClientCerts string
+}
+
+// clientCert is what the session knows of the client's certificate.
+type clientCert struct {
+	present, trusted bool
+	certFP, pkeyFP   string // fingerprints, "AB:CD:…"
+	cn               string // subject CommonName, the name in replies
 }
 
 // offered: STARTTLS is announced and accepted.
@@ -107,10 +125,18 @@ func (s *session) handshake() error {
 	s.conn = tc
 	s.mu.Unlock()
 	s.tls = &st
+	s.ccert = s.inspectClientCert(&st)
 	s.br.Reset(tc)
 	s.bw.Reset(tc)
 	if s.cfg.TLS.LogLevel >= 1 {
-		s.logf("Anonymous TLS connection established from %s: %s", s.namaddr(), tlsSummary(&st))
+		kind := "Anonymous"
+		switch {
+		case s.ccert.trusted:
+			kind = "Trusted"
+		case s.ccert.present:
+			kind = "Untrusted"
+		}
+		s.logf("%s TLS connection established from %s: %s", kind, s.namaddr(), tlsSummary(&st))
 	}
 	return nil
 }

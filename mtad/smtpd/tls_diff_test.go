@@ -27,6 +27,13 @@ type tlsStep struct {
 // reply line, the host name replaced; "TLS" marks each handshake.
 func tlsTranscript(t *testing.T, addr string, steps []tlsStep) string {
 	t.Helper()
+	return tlsTranscriptWith(t, addr, nil, steps)
+}
+
+// tlsTranscriptWith is tlsTranscript with a client certificate, sent
+// whatever CAs the server names.
+func tlsTranscriptWith(t *testing.T, addr string, cert *tls.Certificate, steps []tlsStep) string {
+	t.Helper()
 	var conn net.Conn
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -59,7 +66,11 @@ func tlsTranscript(t *testing.T, addr string, steps []tlsStep) string {
 			}
 		}
 		if st.handshake {
-			tc := tls.Client(conn, &tls.Config{InsecureSkipVerify: true, ServerName: "mx.test"})
+			cfg := &tls.Config{InsecureSkipVerify: true, ServerName: "mx.test"}
+			if cert != nil {
+				cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }
+			}
+			tc := tls.Client(conn, cfg)
 			if err := tc.Handshake(); err != nil {
 				out.WriteString("TLS failed\n")
 				return strings.ReplaceAll(out.String(), "mx.test", "HOST")
