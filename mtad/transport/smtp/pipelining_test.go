@@ -52,13 +52,15 @@ func (ss *scriptServer) serve(c net.Conn) {
 	var held []string
 	var replies []string
 	flush := func() {
+		// Recorded before the replies go out: a client that has its reply
+		// may return, and the test read the batches, at once.
+		ss.mu.Lock()
+		ss.batches = append(ss.batches, held)
+		ss.mu.Unlock()
 		for _, rep := range replies {
 			w.WriteString(rep + "\r\n")
 		}
 		w.Flush()
-		ss.mu.Lock()
-		ss.batches = append(ss.batches, held)
-		ss.mu.Unlock()
 		held, replies = nil, nil
 	}
 	for {
