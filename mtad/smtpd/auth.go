@@ -257,3 +257,13 @@ func (s *session) mailAuthParam(val string, seen bool) string {
 	}
 	return ""
 }
+
+// hideAuthResponse keeps an AUTH command's initial response, a password
+// in PLAIN, out of the transcript mailed to the postmaster.
+func hideAuthResponse(line string) string {
+	f := strings.Fields(line)
+	if len(f) > 2 && strings.EqualFold(f[0], "AUTH") {
+		return f[0] + " " + f[1] + " ********"
+	}
+	return line
+}

@@ -339,3 +339,24 @@ func TestUnknownRecipientIsBounceClass(t *testing.T) {
 		}
 	}
 }
+
+// TestNoticeHidesAuthResponse: a transcript mailed to the postmaster never
+// carries the password an AUTH PLAIN line holds.
+func TestNoticeHidesAuthResponse(t *testing.T) {
+	notices := &recorder{}
+	ts := start(t, func(c *Config) {
+		c.NotifyClasses = []string{"protocol"}
+		c.Notify = notices
+	})
+	c := ts.dial(t)
+	c.expect("220 mx.test ESMTP Postfix")
+	c.cmd("HELO c", "250 mx.test")
+	c.cmd("AUTH PLAIN AGFubgBzZWNyZXQ=", "503 5.5.1 Error: authentication not enabled")
+	c.cmd("QUIT", "221 2.0.0 Bye")
+	ts.log.wait(t, "disconnect from ")
+	waitFor(t, "the notice", func() bool { return notices.count() == 1 })
+	_, _, msg := notices.get(0)
+	if body := noticeBody(msg); strings.Contains(body, "AGFubgBzZWNyZXQ=") || !strings.Contains(body, "In:  AUTH PLAIN ********") {
+		t.Errorf("notice body:\n%s", body)
+	}
+}

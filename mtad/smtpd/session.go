@@ -334,7 +334,7 @@ func (s *session) readCommand() (string, error) {
 		// Postfix's command buffer is a C string: the history shows it
 		// up to a NUL.
 		h, _, _ := strings.Cut(l, "\x00")
-		s.chat("In:  ", h)
+		s.chat("In:  ", hideAuthResponse(h))
 	}
 	return l, nil
 }
