@@ -264,6 +264,8 @@ func (n *Node) build() error {
 		TLSLevel:        n.smtpTLSLevel(cfg),
 		NoDNS:           noDNS,
 		HostLookup:      hostLookup,
+		SASL:            n.smtpSASL(cfg, res, &errs),
+		Warnf:           func(f string, a ...any) { n.log.Printf("smtp", "warning: "+f, a...) },
 	})
 	transports := map[string]transport.Transport{
 		"smtp":  n.smtpTr,

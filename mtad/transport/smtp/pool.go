@@ -22,23 +22,30 @@ func newPool(max int, timeout time.Duration) *pool {
 	return &pool{idle: make(map[string][]*session), max: max, timeout: timeout}
 }
 
-// get takes the most recently used idle session for key, or returns nil.
-func (p *pool) get(key string) *session {
+// candidates lists key's idle sessions, the most recently used first, for
+// a caller that must choose among them (SMTP AUTH credentials) before it
+// takes one.
+func (p *pool) candidates(key string) []*session {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	l := p.idle[key]
-	if len(l) == 0 {
-		return nil
+	out := make([]*session, len(l))
+	for i, s := range l {
+		out[len(l)-1-i] = s
 	}
-	s := l[len(l)-1]
-	p.idle[key] = l[:len(l)-1]
-	if len(p.idle[key]) == 0 {
-		delete(p.idle, key)
+	return out
+}
+
+// take removes s from the idle list for use; false if it is gone already
+// (taken by another delivery or timed out).
+func (p *pool) take(s *session) bool {
+	if !p.remove(s) {
+		return false
 	}
 	// If the timer already fired, its callback will not find s in the
 	// list and leaves it alone.
 	s.idleTimer.Stop()
-	return s
+	return true
 }
 
 // put caches s, or closes it when the pool is full or closed.

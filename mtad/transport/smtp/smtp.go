@@ -1,8 +1,9 @@
 // Package smtp is the smtp delivery transport: it relays a message to the
 // nexthop (relayhost, a transport-map destination or the recipient domain's
 // MX hosts), the way Postfix's smtp(8) does — MX then A fallback, STARTTLS
-// when offered, per-recipient results, the next MX host on a temporary
-// failure, PIPELINING, and a cache of idle sessions per destination.
+// when offered, SMTP AUTH for servers that ask for it (sasl.go),
+// per-recipient results, the next MX host on a temporary failure,
+// PIPELINING, and a cache of idle sessions per destination.
 //
 // github.com/emersion/go-smtp's client does the greeting and EHLO (with its
 // HELO fallback); the mail transaction is ours (proto.go), because go-smtp
@@ -55,6 +56,11 @@ type Config struct {
 	NoDNS bool
 	// HostLookup is smtp_host_lookup: "dns" (default) and/or "native".
 	HostLookup []string
+	// SASL is SMTP AUTH towards servers that ask for it (smtp_sasl_*).
+	SASL SASLConfig
+	// Warnf receives the client's warnings (Postfix's wording, without
+	// the "warning: " prefix); nil drops them.
+	Warnf func(format string, args ...any)
 }
 
 func (c *Config) setDefaults() {
@@ -225,11 +231,12 @@ func (t *Transport) Deliver(ctx context.Context, d *transport.Delivery) []transp
 		return dl.res
 	}
 	key := strings.ToLower(dest.host) + "|" + strconv.Itoa(dest.port) + "|" + strconv.FormatBool(dest.noMX)
+	auth := t.newSASLLookup(d.QueueID, d.Sender, d.Nexthop)
 
 	// A cached session first. If it turns out dead before MAIL FROM was
 	// accepted, nothing happened yet: fall through to a fresh connection.
 	for {
-		s := t.pool.get(key)
+		s := t.reuse(ctx, key, auth)
 		if s == nil {
 			break
 		}
@@ -269,7 +276,7 @@ func (t *Transport) Deliver(ctx context.Context, d *transport.Delivery) []transp
 			break
 		}
 		final := i == len(targets)-1 || sessions+1 >= t.cfg.MXSessionLimit
-		s, o, relay := t.connect(ctx, tg, key)
+		s, o, relay := t.connect(ctx, tg, key, auth)
 		if s == nil {
 			last, lastRelay = o, relay
 			if relay != "none" {
@@ -298,6 +305,34 @@ func (t *Transport) Deliver(ctx context.Context, d *transport.Delivery) []transp
 	return dl.res
 }
 
+// reuse takes a cached session for key that may carry this delivery: with
+// SMTP AUTH, one whose credentials are the ones this mail would use. The
+// choice is made outside the pool's lock, since it may look up tables.
+func (t *Transport) reuse(ctx context.Context, key string, auth *saslLookup) *session {
+	for {
+		var pick *session
+		for _, s := range t.pool.candidates(key) {
+			if auth.reusable(ctx, s) {
+				pick = s
+				break
+			}
+		}
+		if pick == nil {
+			return nil
+		}
+		if t.pool.take(pick) {
+			return pick
+		}
+		// Another delivery took it meanwhile, or it timed out: look again.
+	}
+}
+
+func (t *Transport) warnf(format string, args ...any) {
+	if t.cfg.Warnf != nil {
+		t.cfg.Warnf(format, args...)
+	}
+}
+
 func (t *Transport) dnsFail(dl *delivery, err error) {
 	var de interface{ dsn() string }
 	if errors.As(err, &de) {
@@ -313,8 +348,12 @@ type session struct {
 	c           *gosmtp.Client // greeting, EHLO and the extensions
 	p           *proto         // everything after EHLO
 	tc          *trackConn
-	namaddr     string // "host[ip]"
-	namaddrport string // "host[ip]:port"
+	host        string      // the server's name: an MX host, the nexthop's host
+	namaddr     string      // "host[ip]"
+	namaddrport string      // "host[ip]:port"
+	tls         bool        // after STARTTLS
+	authOffered bool        // the server offered AUTH (and the client may use it)
+	creds       credentials // what AUTH succeeded with; zero: no AUTH
 	uses        int
 	dirty       bool    // a transaction was started and not finished: RSET before reuse
 	lastSoft    outcome // last temporary failure kept for the next host
@@ -330,16 +369,16 @@ func (s *session) quit() {
 	_ = s.c.Close()
 }
 
-// connect dials tg and runs greeting, EHLO and (opportunistic) STARTTLS. On
-// failure it returns the outcome and the relay to log: "none" when no
-// connection was made, host[ip]:port when the server refused to talk.
-func (t *Transport) connect(ctx context.Context, tg target, key string) (*session, outcome, string) {
+// connect dials tg and runs greeting, EHLO, (opportunistic) STARTTLS and
+// AUTH. On failure it returns the outcome and the relay to log: "none" when
+// no connection was made, host[ip]:port when the server refused to talk.
+func (t *Transport) connect(ctx context.Context, tg target, key string, auth *saslLookup) (*session, outcome, string) {
 	level := t.cfg.TLSLevel
-	s, o, relay, tlsFailed := t.connectOnce(ctx, tg, key, level)
+	s, o, relay, tlsFailed := t.connectOnce(ctx, tg, key, level, auth)
 	if tlsFailed && level == TLSMay {
 		// Like Postfix at security level "may": a failed handshake is
 		// retried in plaintext.
-		s, o, relay, _ = t.connectOnce(ctx, tg, key, TLSNone)
+		s, o, relay, _ = t.connectOnce(ctx, tg, key, TLSNone, auth)
 	}
 	return s, o, relay
 }
@@ -351,7 +390,7 @@ const (
 	TLSEncrypt = "encrypt"
 )
 
-func (t *Transport) connectOnce(ctx context.Context, tg target, key string, level string) (*session, outcome, string, bool) {
+func (t *Transport) connectOnce(ctx context.Context, tg target, key string, level string, auth *saslLookup) (*session, outcome, string, bool) {
 	addr := net.JoinHostPort(tg.ip.String(), strconv.Itoa(tg.port))
 	namaddr := fmt.Sprintf("%s[%s]", tg.name, tg.ip)
 	namaddrport := fmt.Sprintf("%s:%d", namaddr, tg.port)
@@ -364,7 +403,7 @@ func (t *Transport) connectOnce(ctx context.Context, tg target, key string, leve
 	defer stop()
 
 	tc := &trackConn{Conn: raw, xfer: t.cfg.DataXferTimeout}
-	s := &session{key: key, tc: tc, namaddr: namaddr, namaddrport: namaddrport, cfg: &t.cfg}
+	s := &session{key: key, tc: tc, host: tg.name, namaddr: namaddr, namaddrport: namaddrport, cfg: &t.cfg}
 	refused := func(e *gosmtp.SMTPError, greeting bool) outcome {
 		dsn := replyDSN(e.Code, e.EnhancedCode)
 		if greeting && dsn[0] == '5' {
@@ -390,6 +429,9 @@ func (t *Transport) connectOnce(ctx context.Context, tg target, key string, leve
 			return nil, o, namaddrport, tlsFailed
 		}
 		conn = c
+		if rc, ok := c.(*replayConn); ok {
+			_, s.tls = rc.Conn.(*tls.Conn)
+		}
 	}
 	s.c = gosmtp.NewClient(conn)
 	s.c.CommandTimeout = t.cfg.HeloTimeout
@@ -407,6 +449,9 @@ func (t *Transport) connectOnce(ctx context.Context, tg target, key string, leve
 		return nil, ioFail(err, where), namaddrport, false
 	}
 	s.p = newProto(conn)
+	if o, ok := t.authenticate(ctx, s, auth); !ok {
+		return nil, o, namaddrport, false
+	}
 	return s, outcome{}, namaddrport, false
 }
 

@@ -306,7 +306,7 @@ func TestSoftRcptNextMX(t *testing.T) {
 	dl := &delivery{d: message("x", "ok@dest.test", "soft@dest.test", "hard@dest.test"), start: time.Now()}
 	dl.res = make([]transport.Result, 3)
 	dl.pending = []int{0, 1, 2}
-	s, o, _ := tr.connect(context.Background(), target{name: "a.test", ip: []byte{127, 0, 0, 1}, port: a.port}, "k")
+	s, o, _ := tr.connect(context.Background(), target{name: "a.test", ip: []byte{127, 0, 0, 1}, port: a.port}, "k", nil)
 	if s == nil {
 		t.Fatalf("connect: %+v", o)
 	}
@@ -319,7 +319,7 @@ func TestSoftRcptNextMX(t *testing.T) {
 	if dl.res[0].Status != transport.Sent || dl.res[2].Status != transport.Bounced {
 		t.Errorf("results %+v", dl.res)
 	}
-	s, o, _ = tr.connect(context.Background(), target{name: "b.test", ip: []byte{127, 0, 0, 1}, port: b.port}, "k2")
+	s, o, _ = tr.connect(context.Background(), target{name: "b.test", ip: []byte{127, 0, 0, 1}, port: b.port}, "k2", nil)
 	if s == nil {
 		t.Fatalf("connect: %+v", o)
 	}
