@@ -583,6 +583,8 @@ func (n *Node) smtpdConfig(cfg *config.Config, res *rewrite.Resolver, maps *mapo
 	must(err)
 	c.SASL, err = n.smtpdSASL(cfg)
 	must(err)
+	c.Anvil, err = smtpdAnvil(cfg)
+	must(err)
 	c.Etrn, err = etrnFlush(cfg, n.st, maps)
 	must(err)
 	return c, errors.Join(errs...)

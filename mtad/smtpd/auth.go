@@ -142,6 +142,10 @@ func (s *session) cmdAuth(args string) (bool, error) {
 		s.reply("501 5.5.4 Syntax: AUTH mechanism")
 		return false, nil
 	}
+	if s.anvilRate(evAuth, s.cfg.Anvil.AuthRate, "AUTH command") {
+		s.reply("450 4.7.1 Error: too many AUTH commands from %s", s.addr)
+		return false, nil
+	}
 	mech := f[0]
 	var initial *string
 	if len(f) == 2 {

@@ -56,3 +56,23 @@ func TestAuthResponseLimit(t *testing.T) {
 	c.cmd(b64("\x00ann@example.org\x00secret"), "235 2.7.0 Authentication successful")
 	ts.log.wait(t, "warning: localhost[127.0.0.1]: request longer than 100: AAAA")
 }
+
+// TestAuthRateLimit: smtpd_client_auth_rate_limit refuses AUTH commands
+// over the limit with Postfix's 450, and logs which client went over.
+func TestAuthRateLimit(t *testing.T) {
+	client, err := sasl.New("inet:127.0.0.1:"+strconv.Itoa(peers.FreePort(t)), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	ts := start(t, func(c *Config) {
+		c.SASL = SASLConfig{Client: client, Service: "smtp"}
+		c.Anvil = AnvilConfig{AuthRate: 1}
+	})
+	c := ts.dial(t)
+	c.expect("220 mx.test ESMTP Postfix")
+	c.cmd("HELO client.test", "250 mx.test")
+	c.cmd("AUTH PLAIN AGFubgBzZWNyZXQ=", "454 4.7.0 Temporary authentication failure: Can't connect to authentication server")
+	c.cmd("AUTH PLAIN AGFubgBzZWNyZXQ=", "450 4.7.1 Error: too many AUTH commands from 127.0.0.1")
+	ts.log.wait(t, "warning: AUTH command rate limit exceeded: 2 from localhost[127.0.0.1] for service smtp")
+}

@@ -118,6 +118,9 @@ type Config struct {
 	TLS TLSConfig
 	// SASL is SMTP AUTH (auth.go); the zero value offers none.
 	SASL SASLConfig
+	// Anvil is the per-client rate and concurrency limits (anvil.go); the
+	// zero value sets none.
+	Anvil AnvilConfig
 	// SenderLoginMaps is smtpd_sender_login_maps: sender address → the
 	// SASL logins that own it, for the *_sender_login_mismatch restrictions.
 	SenderLoginMaps []string
@@ -257,6 +260,7 @@ type Server struct {
 	slotFree  *sync.Cond // on mu: a session ended, the limit changed or Shutdown began
 	wg        sync.WaitGroup
 	warned    sync.Map // warnings already logged (warnOnce)
+	anvil     anvil    // client rate and concurrency counts (anvil.go)
 }
 
 // New validates cfg and returns a Server.

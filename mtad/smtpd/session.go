@@ -69,6 +69,7 @@ type session struct {
 
 	chk          checkState // UCE restriction state (restrict.go)
 	accessDenied bool       // client restrictions rejected at connect
+	anvilCounted bool       // the connection is in the anvil's count
 
 	// The mail transaction.
 	inTx       bool
@@ -133,6 +134,9 @@ func (s *session) serve() {
 	}
 	if reason == "" {
 		reason = s.loop()
+	}
+	if s.anvilCounted {
+		s.srv.anvil.disconnect(s.ip)
 	}
 	s.flush()
 	if reason != "" && !(reason == "lost connection" && s.where == "END-OF-MESSAGE") {
@@ -238,6 +242,9 @@ func (s *session) flush() error {
 // loop runs the command loop; it returns the reason for an abnormal end
 // ("lost connection", "timeout", "too many errors") or "".
 func (s *session) loop() string {
+	if !s.anvilConnect() {
+		return ""
+	}
 	if s.cfg.NoDelayReject {
 		// smtpd_delay_reject = no: the client restrictions answer instead
 		// of the greeting, and every later command but QUIT is refused.
@@ -553,6 +560,10 @@ func (s *session) cmdMail(args string) (bool, error) {
 		s.reply("501 5.5.4 Syntax: MAIL FROM:<address>")
 		return false, nil
 	}
+	if s.anvilRate(evMail, s.cfg.Anvil.MessageRate, "Message delivery request") {
+		s.reply("450 4.7.1 Error: too much mail from %s", s.addr)
+		return false, nil
+	}
 	sender, ok := extractAddr(token, true)
 	if !tokOK || !ok {
 		s.reply("501 5.1.7 Bad sender address syntax")
@@ -654,6 +665,10 @@ func (s *session) cmdRcpt(args string) (bool, error) {
 	token, params, syntaxOK, tokOK := splitPath(args, "TO:")
 	if !syntaxOK {
 		s.reply("501 5.5.4 Syntax: RCPT TO:<address>")
+		return false, nil
+	}
+	if s.anvilRate(evRcpt, s.cfg.Anvil.RecipientRate, "Recipient address") {
+		s.reply("450 4.7.1 Error: too many recipients from %s", s.addr)
 		return false, nil
 	}
 	addr, ok := extractAddr(token, false)
