@@ -522,19 +522,22 @@ func TestStartChecksMaps(t *testing.T) {
 	}
 }
 
-// TestStartRefusesUncheckedContent: milters are not done yet, and mail
-// must not pass unchecked where the admin expects checks: mtad refuses to
-// start and names them.
+// TestStartRefusesUncheckedContent: milters and smtp_generic_maps are not
+// done yet, and mail must not pass unchecked or leave with internal
+// addresses where the admin expects otherwise: mtad refuses to start and
+// names them.
 func TestStartRefusesUncheckedContent(t *testing.T) {
 	dir := t.TempDir()
 	write(t, filepath.Join(dir, "main.cf"), "data_directory = "+filepath.Join(dir, "data")+"\n"+
 		"maillog_file = "+filepath.Join(dir, "maillog")+"\n"+
 		"non_smtpd_milters = inet:127.0.0.1:8892\n"+
-		"smtpd_milters = inet:127.0.0.1:8891\n")
+		"smtpd_milters = inet:127.0.0.1:8891\n"+
+		"smtp_generic_maps = texthash:/etc/postfix/generic\n")
 	write(t, filepath.Join(dir, "master.cf"), fmt.Sprintf("127.0.0.1:%d inet n - n - - smtpd\n", peers.FreePort(t)))
 	out, err := exec.Command(mtadBin, "-c", dir).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "non_smtpd_milters: not supported by sqlmta yet") ||
-		!strings.Contains(string(out), "smtpd_milters: not supported by sqlmta yet") {
+		!strings.Contains(string(out), "smtpd_milters: not supported by sqlmta yet") ||
+		!strings.Contains(string(out), "smtp_generic_maps: not supported by sqlmta yet") {
 		t.Errorf("mtad with milters: %v\n%s", err, out)
 	}
 }

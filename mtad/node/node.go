@@ -785,14 +785,21 @@ func (n *Node) smtpTLSLevel(cfg *config.Config) string {
 	return smtptransport.TLSEncrypt
 }
 
-// unsupportedContentChecks refuses content inspection that sqlmta does not
-// do yet (milters): mail would pass unchecked where the admin expects it checked,
-// so the node does not start (or reload) rather than ignore it.
+// unsupportedContentChecks refuses settings sqlmta does not carry out yet
+// and whose absence would hurt the mail: milters (mail would pass
+// unchecked) and the SMTP client's generic maps (mail would leave with the
+// internal addresses they are there to replace, and replies would bounce).
+// The node does not start (or reload) rather than ignore them.
 func unsupportedContentChecks(cfg *config.Config) error {
 	var errs []error
 	for _, name := range []string{"smtpd_milters", "non_smtpd_milters"} {
 		if len(cfg.List(name)) > 0 {
 			errs = append(errs, fmt.Errorf("%s: not supported by sqlmta yet; remove it, or mail would pass unchecked", name))
+		}
+	}
+	for _, name := range []string{"smtp_generic_maps", "lmtp_generic_maps"} {
+		if len(cfg.List(name)) > 0 {
+			errs = append(errs, fmt.Errorf("%s: not supported by sqlmta yet; remove it, or mail would leave with the addresses it rewrites", name))
 		}
 	}
 	return errors.Join(errs...)
