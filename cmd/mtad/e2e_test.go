@@ -532,12 +532,14 @@ func TestStartRefusesUncheckedContent(t *testing.T) {
 		"maillog_file = "+filepath.Join(dir, "maillog")+"\n"+
 		"non_smtpd_milters = inet:127.0.0.1:8892\n"+
 		"smtpd_milters = inet:127.0.0.1:8891\n"+
-		"smtp_generic_maps = texthash:/etc/postfix/generic\n")
+		"smtp_generic_maps = texthash:/etc/postfix/generic\n"+
+		"sender_dependent_relayhost_maps = texthash:/etc/postfix/relay_by_sender\n")
 	write(t, filepath.Join(dir, "master.cf"), fmt.Sprintf("127.0.0.1:%d inet n - n - - smtpd\n", peers.FreePort(t)))
 	out, err := exec.Command(mtadBin, "-c", dir).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "non_smtpd_milters: not supported by sqlmta yet") ||
 		!strings.Contains(string(out), "smtpd_milters: not supported by sqlmta yet") ||
-		!strings.Contains(string(out), "smtp_generic_maps: not supported by sqlmta yet") {
+		!strings.Contains(string(out), "smtp_generic_maps: not supported by sqlmta yet") ||
+		!strings.Contains(string(out), "sender_dependent_relayhost_maps: not supported by sqlmta yet") {
 		t.Errorf("mtad with milters: %v\n%s", err, out)
 	}
 }

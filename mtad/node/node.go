@@ -265,6 +265,8 @@ func (n *Node) build() error {
 		NoDNS:           noDNS,
 		HostLookup:      hostLookup,
 		SASL:            n.smtpSASL(cfg, res, &errs),
+		BindAddress:     bindAddress(cfg, "smtp_bind_address", false, &errs),
+		BindAddress6:    bindAddress(cfg, "smtp_bind_address6", true, &errs),
 		Warnf:           func(f string, a ...any) { n.log.Printf("smtp", "warning: "+f, a...) },
 	})
 	transports := map[string]transport.Transport{
@@ -802,5 +804,30 @@ func unsupportedContentChecks(cfg *config.Config) error {
 			errs = append(errs, fmt.Errorf("%s: not supported by sqlmta yet; remove it, or mail would leave with the addresses it rewrites", name))
 		}
 	}
+	// Routing and TLS policy the admin set per sender or destination:
+	// ignored, mail would go another way, or in the clear.
+	for _, name := range []string{"sender_dependent_relayhost_maps", "sender_dependent_default_transport_maps", "smtp_tls_policy_maps"} {
+		if len(cfg.List(name)) > 0 {
+			errs = append(errs, fmt.Errorf("%s: not supported by sqlmta yet; remove it, or mail would not go the way it says", name))
+		}
+	}
+	if v := cfg.List("authorized_submit_users"); len(v) != 1 || v[0] != "static:anyone" {
+		errs = append(errs, fmt.Errorf("authorized_submit_users: only static:anyone is supported yet; other values would let every local user submit mail"))
+	}
 	return errors.Join(errs...)
+}
+
+// bindAddress reads smtp_bind_address or smtp_bind_address6: empty, or one
+// address of the right family.
+func bindAddress(cfg *config.Config, name string, v6 bool, errs *[]error) net.IP {
+	v := cfg.Get(name)
+	if v == "" {
+		return nil
+	}
+	ip := net.ParseIP(strings.Trim(v, "[]"))
+	if ip == nil || (ip.To4() == nil) != v6 {
+		*errs = append(*errs, fmt.Errorf("%s: %q is not an IPv%s address", name, v, map[bool]string{false: "4", true: "6"}[v6]))
+		return nil
+	}
+	return ip
 }

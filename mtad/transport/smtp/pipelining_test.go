@@ -29,6 +29,7 @@ type scriptServer struct {
 	bodies  []string
 	stalled bool
 	conns   int
+	remotes []string // client addresses, one per connection
 }
 
 func startScriptServer(t *testing.T, pipelining bool, answer func(string) string) *scriptServer {
@@ -37,6 +38,7 @@ func startScriptServer(t *testing.T, pipelining bool, answer func(string) string
 	ss.port = peers.ServeTCP(t, func(c net.Conn) {
 		ss.mu.Lock()
 		ss.conns++
+		ss.remotes = append(ss.remotes, c.RemoteAddr().String())
 		ss.mu.Unlock()
 		ss.serve(c)
 	})
@@ -393,5 +395,21 @@ func TestVerifyProbeEndsAtRcpt(t *testing.T) {
 			t.Errorf("pipelining %v: a body was sent", pipelining)
 		}
 		ss.mu.Unlock()
+	}
+}
+
+// TestBindAddress: smtp_bind_address makes connections to IPv4 servers
+// come from that address.
+func TestBindAddress(t *testing.T) {
+	ss := startScriptServer(t, true, rcptAnswers(nil))
+	tr := New(Config{HeloName: "client.test", BindAddress: net.ParseIP("127.0.0.7")})
+	defer tr.Close()
+	if r := tr.Deliver(context.Background(), message(fmt.Sprintf("[127.0.0.1]:%d", ss.port), "a@dest.test"))[0]; r.Status != transport.Sent {
+		t.Fatalf("delivery: %+v", r)
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if len(ss.remotes) != 1 || !strings.HasPrefix(ss.remotes[0], "127.0.0.7:") {
+		t.Errorf("connections came from %v, want 127.0.0.7", ss.remotes)
 	}
 }

@@ -56,6 +56,10 @@ type Config struct {
 	NoDNS bool
 	// HostLookup is smtp_host_lookup: "dns" (default) and/or "native".
 	HostLookup []string
+	// BindAddress and BindAddress6 are smtp_bind_address(6): the local
+	// address of connections to IPv4 and IPv6 servers (a host with several
+	// addresses sends from the one its SPF records and reputation name).
+	BindAddress, BindAddress6 net.IP
 	// SASL is SMTP AUTH towards servers that ask for it (smtp_sasl_*).
 	SASL SASLConfig
 	// Warnf receives the client's warnings (Postfix's wording, without
@@ -395,6 +399,11 @@ func (t *Transport) connectOnce(ctx context.Context, tg target, key string, leve
 	namaddr := fmt.Sprintf("%s[%s]", tg.name, tg.ip)
 	namaddrport := fmt.Sprintf("%s:%d", namaddr, tg.port)
 	dialer := net.Dialer{Timeout: t.cfg.ConnectTimeout}
+	if tg.ip.To4() != nil && t.cfg.BindAddress != nil {
+		dialer.LocalAddr = &net.TCPAddr{IP: t.cfg.BindAddress}
+	} else if tg.ip.To4() == nil && t.cfg.BindAddress6 != nil {
+		dialer.LocalAddr = &net.TCPAddr{IP: t.cfg.BindAddress6}
+	}
 	raw, err := dialer.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, outcome{"4.4.1", fmt.Sprintf("connect to %s:%d: %s", namaddr, tg.port, client.DialErrText(err))}, "none", false
