@@ -43,7 +43,7 @@ type SASLConfig struct {
 // use (fetched once per TLS state), and after a successful AUTH the login.
 type authState struct {
 	mechs   []string // allowed by the security options
-	fetched bool     // mechs holds the answer (or fetchErr the failure)
+	fetched bool     // mechs holds the answer, or failed is set
 	failed  bool     // the auth server could not be asked
 	user    string
 	method  string
