@@ -53,7 +53,7 @@ func (n *Node) smtpSASL(cfg *config.Config, res *rewrite.Resolver, errs *[]error
 	c.SecurityOptions = options("smtp_sasl_security_options")
 	c.TLSSecurityOptions = options("smtp_sasl_tls_security_options")
 	for _, f := range cfg.List("smtp_sasl_mechanism_filter") {
-		if typ, _, ok := strings.Cut(strings.TrimPrefix(f, "!"), ":"); ok && typ != "static" {
+		if typ, _, ok := strings.Cut(strings.TrimPrefix(f, "!"), ":"); ok && typ != "static" || strings.HasPrefix(strings.TrimPrefix(f, "!"), "/") {
 			n.log.Printf("smtp", "warning: smtp_sasl_mechanism_filter: table %s is not supported; entry ignored", f)
 			continue
 		}

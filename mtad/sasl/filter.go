@@ -53,7 +53,8 @@ next:
 }
 
 // MechanismFilter is smtpd_sasl_mechanism_filter, Postfix's last cut of the
-// list shown after "250-AUTH". It is a match list read left to right, the
+// list shown after "250-AUTH" (and smtp_sasl_mechanism_filter, the SMTP
+// client's cut of the server's list). It is a match list read left to right, the
 // first match deciding: a mechanism name (any case), "!name" to drop it, and
 // "static:…" (the default's "static:rest") matching every mechanism. Other
 // tables and "/file" items are not supported. Postfix applies it to the EHLO

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"sqlmta/internal/peers"
-	"sqlmta/internal/testcert"
 	"sqlmta/mtad/matchlist"
 	"sqlmta/mtad/sasl"
 )
@@ -29,13 +28,7 @@ func TestDifferentialAuth(t *testing.T) {
 		t.Skip("starts Postfix and Dovecot")
 	}
 	dc := peers.StartDovecot(t, peers.DovecotOptions{Passwords: map[string]string{"ann@example.org": "secret", "bob@example.org": "hunter2"}})
-	dir := t.TempDir()
-	os.Chmod(dir, 0o755)
-	certFile, keyFile := testcert.Files(t, dir, "mx.test")
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, certFile, keyFile, cert := peerCert(t)
 	logins := filepath.Join(dir, "logins")
 	os.WriteFile(logins, []byte("ann@example.org ann@example.org\nshared@example.org ann@example.org, bob@example.org\n"), 0o644)
 	sink := peers.StartSink(t, peers.SinkOptions{})

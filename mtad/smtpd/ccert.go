@@ -10,7 +10,6 @@ import (
 	"crypto/x509"
 	"fmt"
 	"hash"
-	"sqlmta/mapdrivers"
 	"strings"
 )
 
@@ -77,9 +76,10 @@ func (s *session) ccertRestriction(lname, table string) (st int, ok bool) {
 		if !s.ccert.present || s.cfg.TLS.RelayClientCerts == "" {
 			return dunno, true
 		}
-		m := s.cfg.maps[s.cfg.TLS.RelayClientCerts]
+		ctx, cancel := context.WithTimeout(context.Background(), lookupTimeout)
+		defer cancel()
 		for _, fp := range []string{s.ccert.certFP, s.ccert.pkeyFP} {
-			if _, found, err := lookupPlain(m, fp); err != nil {
+			if _, found, err := s.cfg.relayCerts.Find(ctx, fp, false); err != nil {
 				s.logf("warning: relay_clientcerts: %s lookup error for \"%s\": %v", s.cfg.TLS.RelayClientCerts, fp, err)
 				return s.serverError(), true
 			} else if found {
@@ -101,18 +101,4 @@ func (s *session) ccertRestriction(lname, table string) (st int, ok bool) {
 		return dunno, true
 	}
 	return dunno, false
-}
-
-// lookupPlain looks key up in m as a fixed-string table does for Postfix's
-// maps_find: lowercased when the table folds case.
-func lookupPlain(m mapdrivers.Map, key string) (string, bool, error) {
-	if m == nil {
-		return "", false, fmt.Errorf("table not open")
-	}
-	if m.Props().FoldCase {
-		key = strings.ToLower(key)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), lookupTimeout)
-	defer cancel()
-	return m.Lookup(ctx, key)
 }

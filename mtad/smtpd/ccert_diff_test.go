@@ -23,13 +23,7 @@ func TestDifferentialClientCerts(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a Postfix instance")
 	}
-	dir := t.TempDir()
-	os.Chmod(dir, 0o755)
-	certFile, keyFile := testcert.Files(t, dir, "mx.test")
-	server, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, certFile, keyFile, server := peerCert(t)
 	ca := testcert.NewCA(t, "Test CA")
 	caFile := filepath.Join(dir, "ca.pem")
 	os.WriteFile(caFile, ca.PEM, 0o644)

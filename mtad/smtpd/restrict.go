@@ -169,6 +169,7 @@ func compileLists(cfg Config) (*compiled, error) {
 		if err := c.openMap("relay_clientcerts", spec); err != nil {
 			return nil, err
 		}
+		c.relayCerts = rewrite.Tables{Title: "relay_clientcerts", Maps: []mapdrivers.Map{c.maps[spec]}}
 	}
 	return c, nil
 }

@@ -175,6 +175,7 @@ type compiled struct {
 	maps                 map[string]mapdrivers.Map
 	policies             map[string]*policyClient // by check_policy_service argument
 	senderLogin          rewrite.Tables           // smtpd_sender_login_maps opened
+	relayCerts           rewrite.Tables           // relay_clientcerts opened
 	notifyMask           errClass
 }
 

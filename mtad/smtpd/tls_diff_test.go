@@ -14,6 +14,21 @@ import (
 	"sqlmta/internal/peers"
 )
 
+// peerCert writes mx.test's certificate and key into a new directory a
+// Postfix peer can read, and returns the directory, the files and the
+// certificate loaded for smtpd.
+func peerCert(t *testing.T) (dir, certFile, keyFile string, cert tls.Certificate) {
+	t.Helper()
+	dir = t.TempDir()
+	os.Chmod(dir, 0o755)
+	certFile, keyFile = testcert.Files(t, dir, "mx.test")
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, certFile, keyFile, cert
+}
+
 // tlsStep is one write in a TLS transcript: the text, how many replies it
 // gets (a multi-line reply counts once), and whether a TLS handshake
 // follows those replies.
@@ -93,13 +108,7 @@ func TestDifferentialStarttls(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a Postfix instance")
 	}
-	dir := t.TempDir()
-	os.Chmod(dir, 0o755)
-	certFile, keyFile := testcert.Files(t, dir, "mx.test")
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, certFile, keyFile, cert := peerCert(t)
 	sink := peers.StartSink(t, peers.SinkOptions{})
 	common := "mydestination = local.test\nmynetworks = 127.0.0.0/8\nmyhostname = mx.test\n" +
 		"smtpd_tls_cert_file = " + certFile + "\nsmtpd_tls_key_file = " + keyFile + "\n"

@@ -14,6 +14,7 @@ import (
 
 	"sqlmta/mapdrivers"
 	"sqlmta/mtad/rewrite"
+	"sqlmta/mtad/sasl"
 )
 
 // SASLConfig is the client side of SMTP AUTH: Postfix's smtp_sasl_*
@@ -217,27 +218,18 @@ func cramMD5(c credentials) ([]byte, func([]byte) ([]byte, error)) {
 }
 
 // filterMechanisms applies smtp_sasl_mechanism_filter to the server's list,
-// keeping the server's order. Like Postfix's string lists, the first entry
-// that matches decides, names match in any case, and "static:…" matches
-// every name.
+// keeping the server's order: smtpd's filter, sasl.MechanismFilter, with
+// an empty list meaning no filter here. The node drops the entries that
+// filter cannot read, so a parse error leaves nothing to choose.
 func filterMechanisms(filter, offered []string) []string {
 	if len(filter) == 0 {
 		return offered
 	}
-	var out []string
-	for _, m := range offered {
-		for _, f := range filter {
-			neg := strings.HasPrefix(f, "!")
-			f = strings.TrimPrefix(f, "!")
-			if strings.HasPrefix(f, "static:") || strings.EqualFold(f, m) {
-				if !neg {
-					out = append(out, m)
-				}
-				break
-			}
-		}
+	f, err := sasl.ParseMechanismFilter(filter)
+	if err != nil {
+		return nil
 	}
-	return out
+	return f.Apply(offered)
 }
 
 // chooseMechanism picks the first of our mechanisms that the server offers
