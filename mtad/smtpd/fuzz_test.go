@@ -234,6 +234,8 @@ func checkReplies(t *testing.T, in, out []byte) {
 // Postfix does), so an input that ends first gets no reply.
 func chunkPending(in []byte) bool {
 	line, rest, _ := bytes.Cut(in, []byte("\n"))
+	// The server reads a command as a C string: a NUL ends it.
+	line, _, _ = bytes.Cut(line, []byte{0})
 	f := strings.Fields(string(line))
 	if len(f) < 2 || !strings.EqualFold(f[0], "BDAT") {
 		return false
